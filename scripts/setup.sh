@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up dsa110-contimg on a fresh machine: WSClean (Debian), a virtualenv and the Python packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+if ! command -v wsclean >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "== installing wsclean (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq wsclean >/dev/null
+  else
+    echo "== wsclean is missing and we are not root: install the Debian package 'wsclean' (imaging falls back to tclean)"
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating virtualenv .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+echo "== installing Python packages"
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "== setup done"

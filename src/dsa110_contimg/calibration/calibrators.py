@@ -1,0 +1,78 @@
+"""The bundled table of bright compact L-band calibrators."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """One calibrator of the bundled list."""
+
+    name: str
+    """Common name, e.g. '3C286'."""
+    alt_name: str
+    """J2000 name, e.g. 'J1331+3030'."""
+    ra_deg: float
+    """J2000 right ascension (deg)."""
+    dec_deg: float
+    """J2000 declination (deg)."""
+    flux_jy: float
+    """Flux density at 1.4 GHz (Jy)."""
+    alpha: float
+    """Spectral index (S ~ nu**alpha)."""
+    flux_standard: str
+    """Flux standard setjy applies ('' for a point model)."""
+
+    def flux_at(self, freq_hz):
+        """Flux density (Jy) at ``freq_hz`` from the power law."""
+        return self.flux_jy * (np.asarray(freq_hz) / 1.4e9) ** self.alpha
+
+
+def hms_to_deg(text: str) -> float:
+    """Convert 'hh:mm:ss.s' to degrees."""
+    h, m, s = (float(x) for x in text.split(":"))
+    return 15.0 * (h + m / 60.0 + s / 3600.0)
+
+
+def dms_to_deg(text: str) -> float:
+    """Convert '+dd:mm:ss.s' to degrees."""
+    text = text.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    d, m, s = (float(x) for x in text.lstrip("+-").split(":"))
+    return sign * (d + m / 60.0 + s / 3600.0)
+
+
+@lru_cache(maxsize=1)
+def bundled_calibrators() -> tuple[Calibrator, ...]:
+    """Load the calibrator list shipped with the package."""
+    text = resources.files("dsa110_contimg").joinpath("data/calibrators.csv").read_text()
+    rows = [r for r in csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))]
+    return tuple(
+        Calibrator(
+            name=r["name"], alt_name=r["alt_name"], ra_deg=hms_to_deg(r["ra_hms"]), dec_deg=dms_to_deg(r["dec_dms"]),
+            flux_jy=float(r["flux_1p4_jy"]), alpha=float(r["alpha"]), flux_standard=r["flux_standard"].strip(),
+        )
+        for r in rows
+    )
+
+
+def lookup_calibrator(name: str) -> Calibrator:
+    """Find a bundled calibrator by common or J2000 name (case-insensitive).
+
+    Raises
+    ------
+    KeyError
+        With the list of known names when ``name`` is unknown.
+    """
+    key = name.strip().upper()
+    for cal in bundled_calibrators():
+        if key in (cal.name.upper(), cal.alt_name.upper()):
+            return cal
+    known = ", ".join(c.name for c in bundled_calibrators())
+    raise KeyError(f"unknown calibrator {name!r}; known: {known}")

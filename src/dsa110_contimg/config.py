@@ -1,0 +1,187 @@
+"""One settings object for the whole pipeline, read once from the environment.
+
+The variable names are the ones DSA-110 operators already use.  Every value
+records where it came from (``env`` or ``default``) so that ``contimg config``
+can show the effective configuration.
+
+Examples
+--------
+>>> from dsa110_contimg.config import load_settings
+>>> s = load_settings({"PIPELINE_STATE_DIR": "/tmp/st"})
+>>> str(s.queue_db)
+'/tmp/st/ingest_queue.sqlite3'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective pipeline settings."""
+
+    telescope_name: str
+    """Name stamped into OBSERVATION::TELESCOPE_NAME (``PIPELINE_TELESCOPE_NAME``)."""
+    state_dir: Path
+    """Folder for databases, logs and CASA's site config (``PIPELINE_STATE_DIR``)."""
+    queue_db: Path
+    """SQLite ingest queue (``PIPELINE_QUEUE_DB``)."""
+    products_db: Path
+    """SQLite products database (``PIPELINE_PRODUCTS_DB``)."""
+    cal_registry_db: Path
+    """SQLite calibration registry (``CAL_REGISTRY_DB``)."""
+    expected_subbands: int
+    """Number of subband files that make a complete group (``PIPELINE_EXPECTED_SUBBANDS``)."""
+    incoming_dir: Path
+    """Where the correlator writes UVH5 files (``PIPELINE_INCOMING_DIR``)."""
+    output_dir: Path
+    """Where Measurement Sets and images go (``PIPELINE_OUTPUT_DIR``)."""
+    stage_dir: Path
+    """Fast scratch space for building MSs (``PIPELINE_STAGE_DIR``)."""
+    antpos_csv: Path | None
+    """Station coordinates CSV; ``None`` means use the UVH5 header (``PIPELINE_ANTPOS_CSV``)."""
+    api_token: str | None = None
+    """Bearer token for the API's write endpoints (``PIPELINE_API_TOKEN``)."""
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    """Where each value came from: ``env:VAR`` or ``default``."""
+
+    def as_rows(self) -> list[tuple[str, str, str]]:
+        """Return ``(variable, value, source)`` rows for display."""
+        rows = []
+        for var, attr in _VARIABLES.items():
+            value = getattr(self, attr)
+            if attr == "api_token" and value:
+                value = "***"
+            rows.append((var, "" if value is None else str(value), self.sources.get(attr, "default")))
+        return rows
+
+
+_VARIABLES: dict[str, str] = {
+    "PIPELINE_TELESCOPE_NAME": "telescope_name",
+    "PIPELINE_STATE_DIR": "state_dir",
+    "PIPELINE_QUEUE_DB": "queue_db",
+    "PIPELINE_PRODUCTS_DB": "products_db",
+    "CAL_REGISTRY_DB": "cal_registry_db",
+    "PIPELINE_EXPECTED_SUBBANDS": "expected_subbands",
+    "PIPELINE_INCOMING_DIR": "incoming_dir",
+    "PIPELINE_OUTPUT_DIR": "output_dir",
+    "PIPELINE_STAGE_DIR": "stage_dir",
+    "PIPELINE_ANTPOS_CSV": "antpos_csv",
+    "PIPELINE_API_TOKEN": "api_token",
+}
+
+
+def _ensure_dir(var: str, path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{var}={path}: directory does not exist and cannot be created ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{var}={path}: directory is not writable")
+    return path
+
+
+def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = True) -> Settings:
+    """Build :class:`Settings` from an environment mapping.
+
+    Parameters
+    ----------
+    environ
+        Mapping to read (default: ``os.environ``).
+    create_dirs
+        Create the state, incoming, output and stage folders when missing.
+
+    Returns
+    -------
+    Settings
+        The effective settings.
+
+    Raises
+    ------
+    ConfigError
+        A value is malformed or a folder cannot be created; the message names the variable.
+    """
+    env = dict(os.environ if environ is None else environ)
+    sources: dict[str, str] = {}
+
+    def get(var: str) -> str | None:
+        value = env.get(var)
+        if value is not None and value.strip() != "":
+            sources[_VARIABLES[var]] = f"env:{var}"
+            return value.strip()
+        sources[_VARIABLES[var]] = "default"
+        return None
+
+    telescope = get("PIPELINE_TELESCOPE_NAME") or "OVRO_DSA"
+    state_dir = Path(get("PIPELINE_STATE_DIR") or "./state").expanduser().absolute()
+    queue_db = Path(get("PIPELINE_QUEUE_DB") or state_dir / "ingest_queue.sqlite3").expanduser().absolute()
+    products_db = Path(get("PIPELINE_PRODUCTS_DB") or state_dir / "products.sqlite3").expanduser().absolute()
+    cal_db = Path(get("CAL_REGISTRY_DB") or state_dir / "cal_registry.sqlite3").expanduser().absolute()
+    raw_nsb = get("PIPELINE_EXPECTED_SUBBANDS")
+    if raw_nsb is None:
+        nsb = 16
+    else:
+        try:
+            nsb = int(raw_nsb)
+        except ValueError:
+            raise ConfigError(f"PIPELINE_EXPECTED_SUBBANDS={raw_nsb!r}: not an integer") from None
+        if not 1 <= nsb <= 16:
+            raise ConfigError(f"PIPELINE_EXPECTED_SUBBANDS={nsb}: must be between 1 and 16")
+    incoming = Path(get("PIPELINE_INCOMING_DIR") or state_dir / "incoming").expanduser().absolute()
+    output = Path(get("PIPELINE_OUTPUT_DIR") or state_dir / "products").expanduser().absolute()
+    raw_stage = get("PIPELINE_STAGE_DIR")
+    if raw_stage:
+        stage = Path(raw_stage).expanduser().absolute()
+    elif Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
+        stage = Path("/dev/shm/dsa110-contimg")
+    else:
+        stage = state_dir / "stage"
+    raw_csv = get("PIPELINE_ANTPOS_CSV")
+    antpos = Path(raw_csv).expanduser().absolute() if raw_csv else None
+    if antpos is not None and not antpos.is_file():
+        raise ConfigError(f"PIPELINE_ANTPOS_CSV={antpos}: file not found")
+    token = get("PIPELINE_API_TOKEN")
+
+    if create_dirs:
+        _ensure_dir("PIPELINE_STATE_DIR", state_dir)
+        _ensure_dir("PIPELINE_INCOMING_DIR", incoming)
+        _ensure_dir("PIPELINE_OUTPUT_DIR", output)
+        _ensure_dir("PIPELINE_STAGE_DIR", stage)
+        for var, db in (("PIPELINE_QUEUE_DB", queue_db), ("PIPELINE_PRODUCTS_DB", products_db),
+                        ("CAL_REGISTRY_DB", cal_db)):
+            _ensure_dir(var, db.parent)
+
+    return Settings(
+        telescope_name=telescope,
+        state_dir=state_dir,
+        queue_db=queue_db,
+        products_db=products_db,
+        cal_registry_db=cal_db,
+        expected_subbands=nsb,
+        incoming_dir=incoming,
+        output_dir=output,
+        stage_dir=stage,
+        antpos_csv=antpos,
+        api_token=token,
+        sources=sources,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from ``os.environ``."""
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    get_settings.cache_clear()

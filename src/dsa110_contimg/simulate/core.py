@@ -1,0 +1,346 @@
+"""Simulate groups of DSA-110 subband files, plus their truth.
+
+The stage function is :func:`simulate`: :class:`SimulateOptions` in,
+:class:`SimulationResult` out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import telescope as tel
+from ..beam import airy_power
+from ..geometry import apparent_itrf_directions, meridian_itrf_direction, meridian_j2000, meridian_uvw_matrix
+from .instrument import evaluate_gains, random_gains, unit_gains
+from .kernels import baseline_delays, complex_noise, per_visibility_sigma, sum_point_sources
+from .presets import GROUP_INTERVAL_S, INTEGRATION_S, N_SUBBANDS, NSAMPLES, PRESETS, subband_frequencies
+from .sky import SkySource, default_field, read_sources_csv
+from .truth import GroupTruth
+from .uvh5_writer import SubbandHeader, write_subband_file
+
+log = logging.getLogger(__name__)
+
+SIDEREAL_DEG_PER_DAY = 360.98564736629
+DEFAULT_SEFD_JY = 5800.0
+"""Default system-equivalent flux density: Tsys 25 K, 4.65 m dish, aperture efficiency 0.7."""
+
+
+@dataclass
+class SimulateOptions:
+    """Options of :func:`simulate` (mirrors ``contimg simulate``)."""
+
+    output_dir: Path
+    """Folder the subband files and truth JSON are written to."""
+    preset: str = "small"
+    """'full' (real dimensions) or 'small' (same layout, fewer antennas/channels/integrations)."""
+    groups: int = 1
+    """Number of consecutive groups."""
+    start: str = "2025-10-02T00:12:00"
+    """Start of the first group (UTC ISO); shifted to the calibrator's transit when one is given."""
+    dec_deg: float | None = None
+    """Pointing declination (deg); default 54.5734, or the calibrator's declination."""
+    sources_csv: Path | None = None
+    """CSV of point sources (ra_deg, dec_deg, flux_jy, alpha); default: a random field."""
+    n_sources: int = 20
+    """Sources per group in the default random field."""
+    calibrator: str | None = None
+    """Bundled calibrator name or 'RA_DEG,DEC_DEG[,FLUX_JY]' to transit mid-group of group 0."""
+    calibrator_flux_jy: float | None = None
+    """Override of the calibrator's 1.4 GHz flux density."""
+    seed: int = 1
+    """Seed of every random draw."""
+    noise: bool = True
+    """Add thermal noise."""
+    sefd_jy: float = DEFAULT_SEFD_JY
+    """System-equivalent flux density for the noise (Jy)."""
+    gains: bool = True
+    """Apply random antenna gains (False: unit gains)."""
+    gain_amp_sigma: float = 0.1
+    """Scatter of gain amplitudes about 1."""
+    delay_sigma_ns: float = 2.0
+    """Scatter of residual antenna delays (ns)."""
+    phase_drift_deg_per_hour: float = 0.0
+    """Scatter of slow gain-phase drift rates (deg/hour)."""
+    flag_fraction: float = 0.0
+    """Fraction of visibilities flagged at random."""
+    jitter_s: float = 3.0
+    """Maximum per-file timestamp jitter inside a group (s)."""
+    antpos_csv: Path | None = None
+    """Station-coordinates CSV; default: PIPELINE_ANTPOS_CSV."""
+    fringestop_lon_deg: float = tel.FRINGESTOP_LON_DEG
+    """Longitude of the meridian the correlator fringe-stops to (deg)."""
+    shuffle_antenna_order: bool = True
+    """Use a non-trivial correlator antenna order (the real order is not public)."""
+    progress: bool = False
+    """Show a progress bar."""
+
+
+@dataclass
+class SimulatedGroup:
+    """One simulated group."""
+
+    start_iso: str
+    """Nominal start time (UTC)."""
+    files: list[Path]
+    """Subband files, sb00 first."""
+    truth_path: Path
+    """Truth JSON."""
+    mid_mjd: float
+    """Mid-time of the group (MJD)."""
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` produced."""
+
+    groups: list[SimulatedGroup]
+    """The groups, in time order."""
+    wall_s: float
+    """Wall time (s)."""
+    bytes_written: int
+    """Total size of the subband files (bytes)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per step (sky, visibilities, gains, noise, write)."""
+
+
+def _resolve_antpos(opts: SimulateOptions) -> Path:
+    if opts.antpos_csv is not None:
+        return Path(opts.antpos_csv)
+    from ..config import get_settings
+
+    csv = get_settings().antpos_csv
+    if csv is None:
+        raise ValueError("the simulator needs station coordinates: pass --antpos-csv or set PIPELINE_ANTPOS_CSV "
+                         "(e.g. ../shared/data/DSA110_Station_Coordinates.csv)")
+    return csv
+
+
+def _parse_time(text: str) -> datetime:
+    dt = datetime.fromisoformat(text.replace("Z", ""))
+    return dt.replace(tzinfo=None)
+
+
+def _mjd(dt: datetime) -> float:
+    return (dt - datetime(1858, 11, 17)).total_seconds() / 86400.0
+
+
+def _from_mjd(mjd: float) -> datetime:
+    return datetime(1858, 11, 17) + timedelta(days=mjd)
+
+
+def _resolve_calibrator(opts: SimulateOptions) -> SkySource | None:
+    if not opts.calibrator:
+        return None
+    spec = opts.calibrator.strip()
+    parts = [p for p in spec.replace(" ", ",").split(",") if p]
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        nums = None
+    if nums is not None and len(nums) in (2, 3):
+        flux = nums[2] if len(nums) == 3 else (opts.calibrator_flux_jy or 10.0)
+        return SkySource(nums[0] % 360.0, nums[1], opts.calibrator_flux_jy or flux, -0.7, "calibrator")
+    from ..calibration.calibrators import lookup_calibrator
+
+    cal = lookup_calibrator(spec)
+    return SkySource(cal.ra_deg, cal.dec_deg, opts.calibrator_flux_jy or cal.flux_jy, cal.alpha, cal.name)
+
+
+def _transit_start(cal: SkySource, after: datetime, dec_rad: float, lon_rad: float, duration_s: float) -> datetime:
+    """Start time such that ``cal`` crosses the meridian at the group mid-time."""
+    mid = _mjd(after) + duration_s / 2 / 86400.0
+    for _ in range(3):
+        ra_mer = np.degrees(meridian_j2000(dec_rad, [mid], lon_rad)[0, 0])
+        mid += ((cal.ra_deg - ra_mer + 180.0) % 360.0 - 180.0) / SIDEREAL_DEG_PER_DAY
+    if mid - duration_s / 2 / 86400.0 < _mjd(after) - 1e-9:
+        mid += 360.0 / SIDEREAL_DEG_PER_DAY
+    start = _from_mjd(mid - duration_s / 2 / 86400.0)
+    return start.replace(microsecond=0)
+
+
+def simulate(opts: SimulateOptions) -> SimulationResult:
+    """Write ``opts.groups`` groups of 16 correlator-style UVH5 files and their truth.
+
+    Parameters
+    ----------
+    opts
+        Simulation options.
+
+    Returns
+    -------
+    SimulationResult
+        Paths, timings and bytes written.
+    """
+    t_all = time.perf_counter()
+    preset = PRESETS[opts.preset]
+    out_dir = Path(opts.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(opts.seed)
+    antpos_path = _resolve_antpos(opts)
+    ants = tel.read_station_csv(antpos_path)
+    active = list(preset.active_antennas)
+    order = list(active)
+    if opts.shuffle_antenna_order:
+        order = list(np.random.default_rng(opts.seed + 7919).permutation(active))
+    # correlator baseline layout: ant_1 = order[j], ant_2 = order[i], j <= i
+    a1_names = np.array([order[j] for i in range(len(order)) for j in range(i + 1)])
+    a2_names = np.array([order[i] for i in range(len(order)) for j in range(i + 1)])
+    a1_idx, a2_idx = a1_names - 1, a2_names - 1
+    bl_itrf = ants.ecef[a2_idx] - ants.ecef[a1_idx]
+    nbl = len(a1_idx)
+    autos = a1_idx == a2_idx
+
+    cal = _resolve_calibrator(opts)
+    dec_deg = opts.dec_deg if opts.dec_deg is not None else (cal.dec_deg if cal else 54.5734)
+    dec_rad = np.radians(dec_deg)
+    lon_fs = np.radians(opts.fringestop_lon_deg)
+    s0 = meridian_itrf_direction(dec_rad, lon_fs)
+    ntime = preset.n_integrations
+    duration_s = ntime * INTEGRATION_S
+    start = _parse_time(opts.start)
+    if cal is not None:
+        start = _transit_start(cal, start, dec_rad, lon_fs, duration_s)
+
+    freqs = [subband_frequencies(sb, preset.channels_per_subband) for sb in range(N_SUBBANDS)]
+    all_f = np.concatenate(freqs)
+    f_lo = all_f.min() - preset.channel_width_hz / 2
+    f_hi = all_f.max() + preset.channel_width_hz / 2
+    t_ref = _mjd(start) + duration_s / 2 / 86400.0
+    nant_tel = len(ants)
+    if opts.gains:
+        gm = random_gains(nant_tel, 2, rng, f_ref_hz=1.4e9, f_lo_hz=f_lo, f_hi_hz=f_hi, t_ref_mjd=t_ref,
+                          amp_sigma=opts.gain_amp_sigma, delay_sigma_ns=opts.delay_sigma_ns,
+                          phase_rate_sigma_deg_per_hour=opts.phase_drift_deg_per_hour)
+    else:
+        gm = unit_gains(nant_tel, 2, 1.4e9, f_lo, f_hi, t_ref)
+    sigma = per_visibility_sigma(opts.sefd_jy, preset.channel_width_hz, INTEGRATION_S)
+    hdr_site = tel.geodetic_to_ecef(tel.CORRELATOR_LAT_DEG, tel.CORRELATOR_LON_DEG, tel.CORRELATOR_ALT_M)
+    rel_pos = ants.ecef - hdr_site
+    uvw_ref = (meridian_uvw_matrix(dec_rad, lon_fs) @ bl_itrf.T).T.astype(np.float32)
+    applied_delays = np.zeros((nant_tel, 2), dtype=int)
+    if opts.gains:
+        applied_delays = np.round(rng.uniform(0, 5000, (nant_tel, 2))).astype(int)
+
+    csv_sources = read_sources_csv(opts.sources_csv) if opts.sources_csv else None
+    timings = dict(sky=0.0, visibilities=0.0, gains=0.0, noise=0.0, write=0.0)
+    groups: list[SimulatedGroup] = []
+    total_bytes = 0
+    progress = _progress(opts.progress, opts.groups * N_SUBBANDS)
+    try:
+        for g in range(opts.groups):
+            g_start = start + timedelta(seconds=g * GROUP_INTERVAL_S)
+            mjd0 = _mjd(g_start)
+            times = mjd0 + (np.arange(ntime) + 0.5) * INTEGRATION_S / 86400.0
+            mid = mjd0 + duration_s / 2 / 86400.0
+            t0 = time.perf_counter()
+            if csv_sources is not None:
+                sources = list(csv_sources)
+            else:
+                ra_mid, _ = np.degrees(meridian_j2000(dec_rad, [mid], lon_fs)[0])
+                sources = default_field(ra_mid, dec_deg, opts.n_sources, rng, prefix=f"g{g}_src")
+            if cal is not None and g == 0:
+                sources = [cal] + sources
+            ra = np.radians([s.ra_deg for s in sources])
+            dec = np.radians([s.dec_deg for s in sources])
+            dirs = apparent_itrf_directions(ra, dec, times)  # (Nt, Nsrc, 3)
+            theta = np.arccos(np.clip(dirs @ s0, -1.0, 1.0))  # (Nt, Nsrc)
+            gains_all = evaluate_gains(gm, all_f, times)  # (Nant, Nt, Nchan_all, 2)
+            timings["sky"] += time.perf_counter() - t0
+            jitter = rng.integers(-int(opts.jitter_s), int(opts.jitter_s) + 1, N_SUBBANDS) if opts.jitter_s else \
+                np.zeros(N_SUBBANDS, int)
+            files = []
+            app_sum = np.zeros(len(sources))
+            beam_mid = airy_power(theta[ntime // 2], 1.4e9)
+            for sb in range(N_SUBBANDS):
+                f = freqs[sb]
+                t0 = time.perf_counter()
+                flux = np.array([s.flux_at(f) for s in sources])  # (Nsrc, Nchan)
+                amp = flux[:, None, :] * airy_power(theta.T[:, :, None], f[None, None, :])  # (Nsrc, Nt, Nchan)
+                app_sum += amp.sum(axis=(1, 2))
+                keep = amp.max(axis=(1, 2)) > 1e-7
+                vis = np.empty((ntime, nbl, f.size), dtype=np.complex128)
+                for it in range(ntime):
+                    tau = baseline_delays(bl_itrf, dirs[it, keep], s0)
+                    vis[it] = sum_point_sources(tau, amp[keep, it, :], f)
+                vis = np.repeat(vis[..., None], 2, axis=-1)  # XX = YY = I
+                timings["visibilities"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if opts.noise:
+                    noise = complex_noise(vis.shape, sigma, rng)
+                    noise[:, autos] = noise[:, autos].real * np.sqrt(2.0)
+                    vis += noise
+                vis[:, autos] += opts.sefd_jy
+                timings["noise"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                c0 = sb * f.size
+                gsb = gains_all[:, :, c0:c0 + f.size, :]
+                vis *= gsb[a1_idx].transpose(1, 0, 2, 3) * np.conj(gsb[a2_idx]).transpose(1, 0, 2, 3)
+                vis[:, autos] = vis[:, autos].real
+                timings["gains"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                visdata = vis.reshape(ntime * nbl, f.size, 2).astype(np.complex64)
+                flags = np.zeros(visdata.shape, dtype=bool)
+                if opts.flag_fraction > 0:
+                    flags = rng.uniform(size=visdata.shape) < opts.flag_fraction
+                nsamples = np.full(visdata.shape, NSAMPLES, dtype=np.float32)
+                name = (g_start + timedelta(seconds=int(jitter[sb]))).strftime("%Y-%m-%dT%H:%M:%S")
+                hdr = SubbandHeader(
+                    latitude_deg=tel.CORRELATOR_LAT_DEG, longitude_deg=tel.CORRELATOR_LON_DEG,
+                    altitude_m=tel.CORRELATOR_ALT_M, antenna_names=list(ants.names),
+                    antenna_numbers=ants.numbers, antenna_positions=rel_pos,
+                    ant_1_array=np.tile(a1_idx, ntime), ant_2_array=np.tile(a2_idx, ntime),
+                    uvw_array=np.tile(uvw_ref, (ntime, 1)), time_array=np.repeat(times + 2400000.5, nbl),
+                    integration_time=np.full(ntime * nbl, INTEGRATION_S), freq_array=f,
+                    channel_width=preset.channel_width_hz, nants_data=len(active), ntimes=ntime,
+                    phase_center_dec_rad=float(dec_rad), applied_delays_ns=applied_delays,
+                )
+                path = write_subband_file(out_dir / f"{name}_sb{sb:02d}.hdf5", hdr, visdata, flags, nsamples)
+                total_bytes += path.stat().st_size
+                files.append(path)
+                timings["write"] += time.perf_counter() - t0
+                if progress is not None:
+                    progress[0].advance(progress[1])
+            nvis = ntime * all_f.size
+            src_rows = []
+            for k, s in enumerate(sources):
+                row = s.to_dict()
+                row["apparent_flux_jy"] = float(app_sum[k] / nvis)
+                row["beam_mid"] = float(beam_mid[k])
+                src_rows.append(row)
+            truth = GroupTruth(
+                group_start_iso=g_start.strftime("%Y-%m-%dT%H:%M:%S"), files=[p.name for p in files],
+                preset=preset.name, seed=opts.seed, pointing_dec_deg=float(dec_deg),
+                fringestop_lon_deg=opts.fringestop_lon_deg, times_mjd=[float(t) for t in times],
+                integration_s=INTEGRATION_S, freqs_hz=[fr.tolist() for fr in freqs],
+                channel_width_hz=preset.channel_width_hz, active_antennas=[int(a) for a in active],
+                antenna_order=[int(a) for a in order], antpos_source=str(antpos_path), sources=src_rows,
+                gains=gm.to_dict(), noise={"enabled": opts.noise, "sefd_jy": opts.sefd_jy,
+                                           "sigma_per_vis_jy": sigma},
+                flag_fraction=opts.flag_fraction, calibrator=cal.to_dict() if (cal and g == 0) else None,
+            )
+            tpath = truth.to_json(out_dir / f"{g_start.strftime('%Y-%m-%dT%H:%M:%S')}_truth.json")
+            groups.append(SimulatedGroup(truth.group_start_iso, files, tpath, float(mid)))
+    finally:
+        if progress is not None:
+            progress[0].stop()
+    wall = time.perf_counter() - t_all
+    log.info("simulated %d group(s), %d files, %.1f MB in %.1f s", len(groups), len(groups) * N_SUBBANDS,
+             total_bytes / 1e6, wall)
+    return SimulationResult(groups=groups, wall_s=wall, bytes_written=total_bytes, timings=timings)
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    p = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                 TimeRemainingColumn())
+    p.start()
+    return p, p.add_task("sim", total=total)
