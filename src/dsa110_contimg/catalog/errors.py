@@ -1,0 +1,7 @@
+"""The one exception of the catalog package."""
+
+from __future__ import annotations
+
+
+class CatalogError(ValueError):
+    """A catalog input or the master catalog is unusable; the message names the file and the problem."""

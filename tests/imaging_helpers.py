@@ -1,0 +1,52 @@
+"""Test helpers: tclean an MS and measure point sources with CASA's imfit."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+
+def tclean_image(ms: str | Path, imagename: str | Path, imsize: int = 1024, cell_arcsec: float = 6.0,
+                 niter: int = 300, threshold: str = "20mJy", **kw) -> Path:
+    """Make a natural-weighted MFS image with CASA tclean (autocorrelations excluded)."""
+    from casatasks import tclean
+
+    imagename = str(imagename)
+    for p in Path(imagename).parent.glob(Path(imagename).name + ".*"):
+        shutil.rmtree(p, ignore_errors=True)
+    tclean(vis=str(ms), imagename=imagename, imsize=imsize, cell=f"{cell_arcsec}arcsec", niter=niter,
+           threshold=threshold, weighting="natural", specmode="mfs", deconvolver="hogbom", uvrange=">1m",
+           gridder="standard", **kw)
+    return Path(imagename + ".image")
+
+
+def fit_point_source(image: str | Path, ra_deg: float, dec_deg: float, box_pix: int = 10) -> dict:
+    """Fit a Gaussian with imfit in a box around (ra, dec); returns peak (Jy/beam), ra, dec (deg), beam (arcsec)."""
+    import casatools
+    from casatasks import imfit
+
+    ia = casatools.image()
+    ia.open(str(image))
+    cs = ia.coordsys()
+    pix = cs.convert(coordin=[np.radians(ra_deg), np.radians(dec_deg), 0, 0], absin=[True] * 4,
+                     unitsin=["rad", "rad", "pix", "pix"], absout=[True] * 4, unitsout=["pix"] * 4)
+    beam = ia.restoringbeam()
+    ia.close()
+    x, y = int(round(pix[0])), int(round(pix[1]))
+    box = f"{x - box_pix},{y - box_pix},{x + box_pix},{y + box_pix}"
+    res = imfit(imagename=str(image), box=box)
+    comp = res["results"]["component0"]
+    peak = comp["peak"]["value"]
+    ra = np.degrees(comp["shape"]["direction"]["m0"]["value"]) % 360
+    dec = np.degrees(comp["shape"]["direction"]["m1"]["value"])
+    return {"peak": peak, "ra_deg": ra, "dec_deg": dec, "bmaj_arcsec": beam["major"]["value"],
+            "bmin_arcsec": beam["minor"]["value"]}
+
+
+def offset_arcsec(ra1, dec1, ra2, dec2) -> float:
+    """Angular distance between two positions (arcsec)."""
+    from dsa110_contimg.beam import angular_separation
+
+    return float(np.degrees(angular_separation(*np.radians([ra1, dec1, ra2, dec2]))) * 3600)
