@@ -88,6 +88,54 @@ def simulate_cmd(output_dir, **kw) -> None:
     click.echo(f"wrote {res.bytes_written / 1e6:.1f} MB in {res.wall_s:.1f} s")
 
 
+@main.command("convert")
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--start", default=None, help="Only groups at or after this time (ISO).")
+@click.option("--end", default=None, help="Only groups at or before this time (ISO).")
+@click.option("--writer", type=click.Choice(["auto", "monolithic", "direct-subband"]), default="auto",
+              show_default=True)
+@click.option("--stage-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Scratch folder (default: PIPELINE_STAGE_DIR).")
+@click.option("--tolerance-s", type=float, default=30.0, show_default=True, help="Grouping tolerance (s).")
+@click.option("--expected-subbands", type=int, default=None, help="Subbands per group [PIPELINE_EXPECTED_SUBBANDS].")
+@click.option("--allow-partial", is_flag=True, help="Convert groups with missing subbands (flagged channels).")
+@click.option("--skip-existing", is_flag=True, help="Skip groups whose MS exists.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be converted.")
+@click.option("--phase-per-integration", is_flag=True, help="One field per integration (meridian_icrs_tN).")
+def convert_cmd(input_dir, output_dir, start, end, writer, stage_dir, tolerance_s, expected_subbands,
+                allow_partial, skip_existing, dry_run, phase_per_integration) -> None:
+    """Convert UVH5 subband groups in INPUT_DIR into Measurement Sets in OUTPUT_DIR."""
+    from .casa_env import prepare_casa
+    from .conversion.convert import ConvertOptions, convert_directory
+    from .conversion.grouping import ConversionInputError
+
+    s = _settings()
+    prepare_casa(s.state_dir)
+    opts = ConvertOptions(output_dir=output_dir, writer=writer, stage_dir=stage_dir or s.stage_dir,
+                          tolerance_s=tolerance_s, expected_subbands=expected_subbands or s.expected_subbands,
+                          allow_partial=allow_partial, skip_existing=skip_existing, dry_run=dry_run,
+                          phase_per_integration=phase_per_integration, antpos_csv=s.antpos_csv,
+                          telescope_name=s.telescope_name)
+    results = convert_directory(input_dir, opts, start, end)
+    if not results:
+        click.echo(f"no subband groups found in {input_dir}")
+    failed = 0
+    for r in results:
+        if isinstance(r, ConversionInputError):
+            failed += 1
+            click.echo(f"ERROR {r}", err=True)
+            continue
+        line = f"{r.group_id}: {r.status} [{r.writer}, {r.n_subbands} subbands]"
+        if r.missing_subbands:
+            line += f" missing {r.missing_subbands} (flagged)"
+        if r.ms_path and r.status == "converted":
+            line += f" -> {r.ms_path} in {r.timings.get('total', 0):.1f} s"
+        click.echo(line)
+    if failed:
+        raise SystemExit(1)
+
+
 @main.command("demo")
 @click.option("--preset", type=click.Choice(["full", "small"]), default="small", show_default=True)
 def demo_cmd(preset: str) -> None:
@@ -102,6 +150,14 @@ def demo_cmd(preset: str) -> None:
     for line in res.lines:
         click.echo(line)
 
+
+def _register_subgroups() -> None:
+    from .catalog.cli import catalog
+
+    main.add_command(catalog)
+
+
+_register_subgroups()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -399,7 +399,8 @@ def _meta(opts, tables, provenance, result, final_ids) -> dict[str, object]:
         "build_time_iso": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "dec_band_deg": schema.DEC_BAND_DEG,
         "alpha_definition": "ln(s_vlass_corr/s_nvss)/ln(3.0/1.4): integrated fluxes (NVSS S1.4, VLASS Total_flux)",
-        "resolved_definition": f"deconvolved major axis > {opts.resolved_maj_arcsec} arcsec (FIRST Maj, else VLASS DC_Maj)",
+        "resolved_definition": (f"deconvolved major axis > {opts.resolved_maj_arcsec} arcsec "
+                                "(FIRST Maj, else VLASS DC_Maj)"),
         "confusion_definition": "more than one clean VLASS or more than one FIRST component within the match radius",
         "vlass_quality_cut": "Duplicate_flag < 2 and Quality_flag in {0, 4}",
         "n_sources": result.n_sources, "n_good_references": result.n_good_references,

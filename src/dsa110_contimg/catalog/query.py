@@ -28,9 +28,11 @@ from .errors import CatalogError
 
 CONE_COLUMNS = ("source_id", "ra_deg", "dec_deg", "s_nvss", "snr_nvss", "s_vlass", "alpha",
                 "resolved_flag", "confusion_flag")
-"""Columns returned by default (``resolved_flag`` -1 where unknown)."""
+"""Columns returned by default (``resolved_flag`` -1 where unknown); all in the covering position index."""
 _DTYPES = {name: dt for name, _, dt, _ in schema.SOURCE_COLUMNS}
 _INT_NULL = -1
+DEFAULT_ALPHA = -0.7
+"""Spectral index assumed by :func:`brightest_references` where ``alpha`` is unknown (``table='sources'``)."""
 
 
 def open_catalog(path: str | Path) -> sqlite3.Connection:
@@ -168,7 +170,7 @@ def brightest_references(db, ra_deg: float, dec_deg: float, radius_deg: float, f
     """The brightest compact references near a direction, weighted by the primary beam.
 
     Each reference's flux at ``freq_hz`` is extrapolated from ``s_nvss`` with its
-    ``alpha`` and multiplied by :func:`dsa110_contimg.beam.beam_response` for the
+    ``alpha`` (:data:`DEFAULT_ALPHA` where unknown) and multiplied by :func:`dsa110_contimg.beam.beam_response` for the
     pointing; the ``n`` largest apparent fluxes are returned.
 
     Parameters
@@ -203,7 +205,7 @@ def brightest_references(db, ra_deg: float, dec_deg: float, radius_deg: float, f
     rows = cone_search(db, ra_deg, dec_deg, radius_deg, table=table)
     p_ra = ra_deg if pointing_ra_deg is None else pointing_ra_deg
     p_dec = dec_deg if pointing_dec_deg is None else pointing_dec_deg
-    alpha = np.where(np.isfinite(rows["alpha"]), rows["alpha"], -0.7)
+    alpha = np.where(np.isfinite(rows["alpha"]), rows["alpha"], DEFAULT_ALPHA)
     s_freq = rows["s_nvss"] * (freq_hz / NVSS_FREQ_HZ) ** alpha
     weight = beam_response(np.radians(rows["ra_deg"]), np.radians(rows["dec_deg"]),
                            math.radians(p_ra), math.radians(p_dec), freq_hz)

@@ -318,8 +318,8 @@ def _is_fits(path: Path) -> bool:
     return head == b"SIMPLE  ="
 
 
-def _text_layout(path: Path) -> tuple[list[str], str, int]:
-    """Header names, delimiter and data start (in non-comment lines) of a CSV/TSV file."""
+def _text_layout(path: Path) -> tuple[list[str], str, int, bool]:
+    """Header names, delimiter, data start (in non-comment lines) and whether data follow, of a CSV/TSV file."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     lines: list[str] = []
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
@@ -345,7 +345,7 @@ def _text_layout(path: Path) -> tuple[list[str], str, int]:
         if line.strip() and set(line.replace(delim, "").strip()) <= {"-", " "}:
             data_start = i + 1
             break
-    return names, delim, data_start
+    return names, delim, data_start, len(lines) > data_start
 
 
 def read_columns(path: Path, spec: SurveySpec, overrides: dict[str, str] | None = None
@@ -401,8 +401,10 @@ def _read_fits(path, spec, overrides):
 def _read_text(path, spec, overrides):
     from astropy.io import ascii
 
-    names, delim, data_start = _text_layout(path)
+    names, delim, data_start, has_data = _text_layout(path)
     mapping = detect_columns(names, spec, path, overrides)
+    if not has_data:
+        return mapping, {}, 0
     wanted = sorted(set(mapping.values()))
     tab = ascii.read(path, format="basic", delimiter=delim, guess=False, fast_reader=True,
                      header_start=0, data_start=data_start, comment="#", include_names=wanted)

@@ -1,0 +1,221 @@
+"""Convert one group of subband files into one Measurement Set: the conversion stage.
+
+:func:`convert_group` takes :class:`ConvertOptions` and returns a
+:class:`ConvertResult` (MS path, writer used, timings).  Writers:
+
+* ``direct-subband``: subbands are read (h5py) and rephased in parallel threads
+  and written straight into their channel slice of one MS with python-casacore;
+  UVW come from casacore measures for every integration.
+* ``monolithic``: pyuvdata reads all subbands, rephases and writes the MS.
+* ``auto``: ``monolithic`` for <= 2 subbands, else ``direct-subband``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from .grouping import ConversionInputError, SubbandGroup, check_group_complete, check_headers_agree, discover_groups
+from .staging import StagingArea, clean_orphan_staging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConvertOptions:
+    """Options of the conversion stage (mirrors ``contimg convert``)."""
+
+    output_dir: Path
+    """Folder for the Measurement Sets."""
+    writer: str = "auto"
+    """'auto', 'monolithic' or 'direct-subband'."""
+    stage_dir: Path | None = None
+    """Scratch folder (default: PIPELINE_STAGE_DIR); used when it has 3x the group size free."""
+    tolerance_s: float = 30.0
+    """Timestamp tolerance for grouping (s)."""
+    expected_subbands: int = 16
+    """Subbands of a complete group."""
+    allow_partial: bool = False
+    """Convert groups with missing subbands (their channels flagged)."""
+    skip_existing: bool = False
+    """Do not reconvert a group whose MS exists."""
+    dry_run: bool = False
+    """Only report what would be converted."""
+    phase_per_integration: bool = False
+    """One field per integration (meridian_icrs_t0..) instead of one phase centre."""
+    antpos_csv: Path | None = None
+    """Station coordinates CSV (None: UVH5 header positions)."""
+    telescope_name: str = "OVRO_DSA"
+    """OBSERVATION::TELESCOPE_NAME."""
+    fringestop_lon_deg: float | None = None
+    """Longitude of the correlator's fringe-stop meridian (default: telescope.FRINGESTOP_LON_DEG)."""
+    threads: int = 2
+    """Threads reading and rephasing subbands."""
+
+
+@dataclass
+class ConvertResult:
+    """Outcome of converting one group."""
+
+    group_id: str
+    """Group timestamp."""
+    ms_path: Path | None
+    """The MS written (None for a dry run or a skipped group)."""
+    writer: str
+    """Writer used."""
+    status: str
+    """'converted', 'skipped' or 'dry-run'."""
+    n_subbands: int
+    """Subband files used."""
+    missing_subbands: list[int] = field(default_factory=list)
+    """Subbands absent (flagged in the MS)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds: load, phase, write, combine, finalize, total."""
+    phase_center_deg: tuple[float, float] | None = None
+    """J2000 (ra, dec) of the phase centre."""
+    mid_mjd: float | None = None
+    """Mid-time of the group."""
+
+
+def ms_name(group_id: str) -> str:
+    """MS file name of a group."""
+    return f"{group_id}.ms"
+
+
+def choose_writer(requested: str, n_subbands: int, partial: bool) -> str:
+    """Resolve ``auto`` (monolithic for <= 2 subbands) and force direct-subband for partial groups."""
+    if requested not in ("auto", "monolithic", "direct-subband"):
+        raise ValueError(f"unknown writer {requested!r}")
+    if partial:
+        return "direct-subband"
+    if requested == "auto":
+        return "monolithic" if n_subbands <= 2 else "direct-subband"
+    return requested
+
+
+def convert_directory(input_dir: str | Path, opts: ConvertOptions, start: str | None = None,
+                      end: str | None = None) -> list[ConvertResult | ConversionInputError]:
+    """Convert every group found in ``input_dir``; bad groups are returned as errors, not raised."""
+    out: list[ConvertResult | ConversionInputError] = []
+    for g in discover_groups(input_dir, start, end, opts.tolerance_s):
+        try:
+            out.append(convert_group(g, opts))
+        except ConversionInputError as exc:
+            log.error("%s", exc)
+            out.append(exc)
+    return out
+
+
+def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
+    """Convert one group into ``<output_dir>/<group_id>.ms``.
+
+    Raises
+    ------
+    ConversionInputError
+        Duplicate or missing subbands, unreadable files, disagreeing headers:
+        the message names the files; no input file is moved or deleted.
+    """
+    t_total = time.perf_counter()
+    check_group_complete(group, opts.expected_subbands, opts.allow_partial)
+    missing = group.missing(opts.expected_subbands)
+    writer = choose_writer(opts.writer, len(group.files), bool(missing))
+    out_dir = Path(opts.output_dir)
+    final = out_dir / ms_name(group.group_id)
+    res = ConvertResult(group.group_id, final, writer, "converted", len(group.files), missing)
+    if opts.skip_existing and final.exists():
+        res.status = "skipped"
+        return res
+    if opts.dry_run:
+        res.status, res.ms_path = "dry-run", None
+        return res
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size = sum(f.path.stat().st_size for f in group.files.values())
+    stage_root = opts.stage_dir
+    if stage_root is None:
+        from ..config import get_settings
+
+        stage_root = get_settings().stage_dir
+    clean_orphan_staging([Path(stage_root), out_dir])
+    previous = install_sigterm_handler()
+    try:
+        _convert_staged(group, opts, writer, Path(stage_root), out_dir, final, 3 * size, res)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    res.timings["total"] = time.perf_counter() - t_total
+    tm = res.timings
+    log.info("converted %s [%s, %d sb] load %.1fs phase %.1fs write %.1fs combine %.1fs finalize %.1fs "
+             "total %.1fs -> %s", group.group_id, writer, len(group.files), tm.get("load", 0), tm.get("phase", 0),
+             tm.get("write", 0), tm.get("combine", 0), tm.get("finalize", 0), tm["total"], final)
+    return res
+
+
+def _convert_staged(group, opts, writer, stage_root, out_dir, final, needed, res) -> None:
+    with StagingArea.choose(stage_root, out_dir, needed, group.group_id) as stage:
+        staged = stage.path / ms_name(group.group_id)
+        if writer == "direct-subband":
+            from .direct_writer import write_direct
+
+            info = write_direct(group, staged, opts)
+        else:
+            from .monolithic import write_monolithic
+
+            info = write_monolithic(group, staged, opts)
+        res.timings.update(info["timings"])
+        res.phase_center_deg = info["phase_center_deg"]
+        res.mid_mjd = info["mid_mjd"]
+        t0 = time.perf_counter()
+        stage.commit(staged, final)
+        res.timings["finalize"] = time.perf_counter() - t0
+
+
+def group_geometry(metas, opts: ConvertOptions):
+    """Antenna table, record times and phase centres shared by both writers."""
+    from .. import telescope as tel
+    from ..geometry import meridian_j2000
+
+    m0 = metas[0]
+    if opts.antpos_csv is not None:
+        ants = tel.read_station_csv(opts.antpos_csv)
+    else:
+        site = tel.geodetic_to_ecef(m0.site_lat_deg, m0.site_lon_deg, m0.site_alt_m)
+        ants = tel.antenna_table_from_header(m0.antenna_names, m0.antenna_numbers, m0.antenna_positions, site)
+    lon_fs = np.radians(opts.fringestop_lon_deg if opts.fringestop_lon_deg is not None else tel.FRINGESTOP_LON_DEG)
+    jd, tidx = np.unique(m0.time_jd, return_inverse=True)
+    mjd = jd - 2400000.5
+    mid = float(mjd.mean())
+    if opts.phase_per_integration:
+        centres = meridian_j2000(m0.dec_rad, mjd, lon_fs)
+        names = [f"meridian_icrs_t{i}" for i in range(len(mjd))]
+    else:
+        centres = meridian_j2000(m0.dec_rad, [mid], lon_fs)
+        stamp = (datetime(1858, 11, 17) + timedelta(days=mid)).strftime("%Y-%m-%dT%H:%M:%S")
+        names = [f"meridian_{stamp}"]
+    return ants, lon_fs, mjd, tidx, mid, centres, names
+
+
+def read_group_metas(group: SubbandGroup):
+    """Read and cross-check the headers of a group (sorted by subband)."""
+    from .reader import read_meta
+
+    metas = [read_meta(p) for p in group.paths()]
+    check_headers_agree(metas)
+    return metas
+
+
+def install_sigterm_handler():
+    """Turn SIGTERM into KeyboardInterrupt so that staging cleanup runs; returns the previous handler."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not in the main thread
+        return None
+
