@@ -148,3 +148,23 @@ def test_sigterm_mid_write_leaves_no_staging(small_cal_group, tmp_path, session_
     assert p.returncode != 0
     assert not list(stage.glob(PREFIX + "*"))
     assert not list(out.glob("*.ms")) and not list(out.glob(".*tmp*"))
+
+
+def test_cli_convert_reports_and_exits(small_cal_group, tmp_path, session_state):
+    exe = Path(sys.executable).with_name("contimg")
+    d = _copy_group(small_cal_group.files[:3] + small_cal_group.files[4:], tmp_path / "in")
+    env = dict(os.environ, PIPELINE_STATE_DIR=str(session_state))
+    r = subprocess.run([str(exe), "convert", str(d), str(tmp_path / "out"), "--dry-run"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 1 and "sb03" in r.stderr and "missing" in r.stderr
+    r = subprocess.run([str(exe), "convert", str(d), str(tmp_path / "out"), "--allow-partial", "--dry-run"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "dry-run" in r.stdout and "missing [3]" in r.stdout
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.ms"))
+    r = subprocess.run([str(exe), "convert", str(d), str(tmp_path / "out"), "--allow-partial"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "out").glob("*.ms"))) == 1
+    r = subprocess.run([str(exe), "convert", str(d), str(tmp_path / "out"), "--allow-partial", "--skip-existing"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "skipped" in r.stdout

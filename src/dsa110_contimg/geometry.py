@@ -41,6 +41,14 @@ def _position_measure(dm, ecef):
     return dm.position("ITRF", qa.quantity(x, "m"), qa.quantity(y, "m"), qa.quantity(z, "m"))
 
 
+def _site_frame(site):
+    """A casacore measures server with the observer position set; returns (server, site ECEF)."""
+    site = site_ecef() if site is None else np.asarray(site, dtype=float)
+    dm = _measures()
+    dm.do_frame(_position_measure(dm, site))
+    return dm, site
+
+
 def hadec_to_itrf(ha_rad, dec_rad, lon_rad) -> np.ndarray:
     """Unit vector in ITRF of a direction given by hour angle and declination.
 
@@ -92,10 +100,8 @@ def apparent_itrf_directions(ra_rad, dec_rad, mjd_utc, site=None) -> np.ndarray:
     ra = np.atleast_1d(np.asarray(ra_rad, dtype=float))
     dec = np.atleast_1d(np.asarray(dec_rad, dtype=float))
     times = np.atleast_1d(np.asarray(mjd_utc, dtype=float))
-    site = site_ecef() if site is None else np.asarray(site, dtype=float)
+    dm, site = _site_frame(site)
     lon = float(np.arctan2(site[1], site[0]))
-    dm = _measures()
-    dm.do_frame(_position_measure(dm, site))
     out = np.empty((times.size, ra.size, 3))
     for it, t in enumerate(times):
         dm.do_frame(dm.epoch("UTC", qa.quantity(float(t), "d")))
@@ -129,9 +135,7 @@ def j2000_uvw_matrices(ra_rad: float, dec_rad: float, mjd_utc, site=None) -> np.
     from casacore import quanta as qa
 
     times = np.atleast_1d(np.asarray(mjd_utc, dtype=float))
-    site = site_ecef() if site is None else np.asarray(site, dtype=float)
-    dm = _measures()
-    dm.do_frame(_position_measure(dm, site))
+    dm, site = _site_frame(site)
     dm.do_frame(dm.direction("J2000", qa.quantity(float(ra_rad), "rad"), qa.quantity(float(dec_rad), "rad")))
     unit = dm.baseline("ITRF", qa.quantity([1.0, 0.0, 0.0], "m"), qa.quantity([0.0, 1.0, 0.0], "m"),
                        qa.quantity([0.0, 0.0, 1.0], "m"))
@@ -178,10 +182,8 @@ def meridian_j2000(dec_rad: float, mjd_utc, lon_rad: float, site=None) -> np.nda
     from casacore import quanta as qa
 
     times = np.atleast_1d(np.asarray(mjd_utc, dtype=float))
-    site = site_ecef() if site is None else np.asarray(site, dtype=float)
+    dm, site = _site_frame(site)
     site_lon = float(np.arctan2(site[1], site[0]))
-    dm = _measures()
-    dm.do_frame(_position_measure(dm, site))
     out = np.empty((times.size, 2))
     for i, t in enumerate(times):
         dm.do_frame(dm.epoch("UTC", qa.quantity(float(t), "d")))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .grouping import SubbandGroup
-from .kernels import rephase, to_ms_orientation, weights_from_nsamples
+from .kernels import combine_nsample_sums, nsample_sums, rephase, to_ms_orientation
 
 MODEL_CHUNK_ROWS = 16384
 
@@ -79,7 +79,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
     freqs = np.sort(np.concatenate([sb_top[sb] - np.arange(nchan_sb) * width for sb in range(nsb)]))
     vis_all = np.zeros((nrec, freqs.size, npol), dtype=np.complex64)
     flags_all = np.ones((nrec, freqs.size, npol), dtype=bool)
-    ns_all = np.zeros((nrec, freqs.size, npol), dtype=np.float32)
+    sums = {sb: None for sb in group.files}  # per subband: (sum of good nsamples, good count, all flagged)
 
     def work(sb: int) -> float:
         ts = time.perf_counter()
@@ -94,7 +94,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
         c0 = int(np.searchsorted(freqs, f_sb[0] - width / 4))
         vis_all[:, c0:c0 + nchan_sb] = vis
         flags_all[:, c0:c0 + nchan_sb] = flags
-        ns_all[:, c0:c0 + nchan_sb] = nsamples
+        sums[sb] = nsample_sums(nsamples, flags)
         return tl
 
     t0 = time.perf_counter()
@@ -107,8 +107,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
 
     # --- write the MS
     t0 = time.perf_counter()
-    weights = weights_from_nsamples(ns_all, flags_all)
-    del ns_all
+    weights, flag_row = combine_nsample_sums(list(sums.values()), nrec, npol)
     t_sec = mjd * 86400.0
     int_time = float(np.median(m0.int_time_s))
     corr = [CORR_XX, CORR_YY][:npol] if list(m0.pols[:2]) == [-5, -6] else [CORR_XX + i for i in range(npol)]
@@ -139,7 +138,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
         ms.putcol("UVW", uvw)
         ms.putcol("WEIGHT", weights)
         ms.putcol("SIGMA", np.divide(1.0, np.sqrt(weights), out=np.zeros_like(weights), where=weights > 0))
-        ms.putcol("FLAG_ROW", flags_all.all(axis=(1, 2)))
+        ms.putcol("FLAG_ROW", flag_row)
         ms.putcol("FLAG", flags_all)
         ms.putcol("DATA", vis_all)
         ms.putcol("CORRECTED_DATA", vis_all)

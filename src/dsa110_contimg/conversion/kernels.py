@@ -39,24 +39,38 @@ def rephase(vis: np.ndarray, delta_w_m: np.ndarray, freqs_hz: np.ndarray) -> np.
 
 
 def to_ms_orientation(vis: np.ndarray, swapped: np.ndarray) -> np.ndarray:
-    """Convert UVH5-convention visibilities to the MS convention with ANTENNA1 < ANTENNA2.
+    """Convert UVH5-convention visibilities to the MS convention with ANTENNA1 < ANTENNA2, in place.
 
     A record whose file orientation is (ant_1 < ant_2) is conjugated; a record
     stored the other way round keeps its value once its antennas are swapped.
     (Equivalent to pyuvdata's ``conjugate_bls('ant1<ant2')`` plus ``write_ms``.)
     """
-    keep = ~swapped
-    vis[keep] = np.conj(vis[keep])
+    np.conjugate(vis, out=vis, where=~swapped[:, None, None])
     return vis
 
 
-def weights_from_nsamples(nsamples: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Row weights per polarization: mean nsamples over unflagged channels (0 when all are flagged).
+def nsample_sums(nsamples: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per record and polarization: sum of unflagged nsamples, count of unflagged channels, all-flagged."""
+    nrec, nchan, npol = nsamples.shape
+    if not flags.any():  # the usual case: nothing flagged
+        return (nsamples.sum(axis=1, dtype=np.float64), np.full((nrec, npol), nchan), np.zeros(nrec, dtype=bool))
+    good = ~flags
+    return (np.einsum("rcp,rcp->rp", nsamples, good, dtype=np.float64), good.sum(axis=1),
+            flags.all(axis=(1, 2)))
+
+
+def combine_nsample_sums(parts, nrec: int, npol: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row weights (mean nsamples over unflagged channels, 0 when none) and FLAG_ROW from subband sums.
 
     With the correlator's nsamples (96 x 0.134217728 s samples = the 12.884902 s
-    integration) this is 96 for every good row.
+    integration) the weight is 96 for every good row.
     """
-    good = ~flags
-    n = good.sum(axis=1)
-    s = np.where(good, nsamples, 0).sum(axis=1, dtype=np.float64)
-    return np.divide(s, n, out=np.zeros_like(s), where=n > 0).astype(np.float32)
+    total = np.zeros((nrec, npol))
+    count = np.zeros((nrec, npol))
+    flag_row = np.ones(nrec, dtype=bool)
+    for s, n, fr in parts:
+        total += s
+        count += n
+        flag_row &= fr
+    w = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return w.astype(np.float32), flag_row
