@@ -30,8 +30,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_site_config_contents(tmp_path):
-    cfg = prepare_casa(tmp_path)
-    text = cfg.read_text()
+    prepare_casa(tmp_path)
+    text = (tmp_path / "casa" / "config.py").read_text()
     assert f"measurespath = {str(casacore_data_dir())!r}" in text
     assert "measures_auto_update = False" in text and "data_auto_update = False" in text
     assert str(tmp_path / "casa" / "casa.log") in text

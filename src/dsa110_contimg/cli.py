@@ -151,10 +151,113 @@ def demo_cmd(preset: str) -> None:
         click.echo(line)
 
 
+@main.group("calibrators")
+def calibrators_group() -> None:
+    """Calibrators transiting through the beam."""
+
+
+@calibrators_group.command("find")
+@click.option("--ms", "ms_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A converted group (its time range and pointing).")
+@click.option("--start", default=None, help="Group start (ISO UTC), instead of --ms.")
+@click.option("--end", default=None, help="Group end (ISO UTC), instead of --ms.")
+@click.option("--dec", "dec_deg", type=float, default=None, help="Pointing declination (deg), instead of --ms.")
+@click.option("--window-minutes", type=float, default=60.0, show_default=True)
+@click.option("--min-pb-response", type=float, default=0.3, show_default=True)
+@click.option("--dec-tolerance-deg", type=float, default=2.0, show_default=True)
+def calibrators_find_cmd(ms_path, start, end, dec_deg, window_minutes, min_pb_response, dec_tolerance_deg) -> None:
+    """List calibrators transiting during (or near) a group, ranked by beam-weighted flux."""
+    from datetime import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .calibration.transits import FindOptions, find_calibrators, ms_time_range_and_dec
+
+    s = _settings()
+    if ms_path is not None:
+        t0, t1, dec = ms_time_range_and_dec(ms_path)
+    elif start and end and dec_deg is not None:
+        def mjd(text):
+            return (datetime.fromisoformat(text) - datetime(1858, 11, 17)).total_seconds() / 86400.0
+        t0, t1, dec = mjd(start), mjd(end), dec_deg
+    else:
+        raise click.UsageError("give --ms, or --start, --end and --dec")
+    catalog = s.state_dir / "catalogs" / "master_sources.sqlite3"
+    found = find_calibrators(t0, t1, dec, FindOptions(window_minutes, min_pb_response, dec_tolerance_deg,
+                                                      catalog_path=catalog))
+    table = Table(title=f"calibrators near MJD {t0:.5f}-{t1:.5f}, dec {dec:.3f}")
+    for col in ("name", "RA", "Dec", "transit (UTC)", "in group", "PB", "S (Jy)", "S x PB", "model"):
+        table.add_column(col)
+    from datetime import timedelta
+
+    for t in found:
+        c = t.calibrator
+        when = (datetime(1858, 11, 17) + timedelta(days=t.transit_mjd)).strftime("%Y-%m-%dT%H:%M:%S")
+        table.add_row(c.name, f"{c.ra_deg:.4f}", f"{c.dec_deg:.4f}", when, "yes" if t.in_group else "no",
+                      f"{t.pb_response:.2f}", f"{c.flux_at(1.4e9):.2f}", f"{t.weighted_flux_jy:.2f}", c.model_name)
+    Console().print(table)
+    if not found:
+        click.echo("no calibrator transits through the beam in this window")
+
+
+@main.command("calibrate")
+@click.argument("ms_path", type=click.Path(exists=True, path_type=Path))
+@click.option("--field", default="", help="CASA-style field selection (ids, A~B, lists, name globs).")
+@click.option("--refant", default="103", show_default=True)
+@click.option("--do-k", is_flag=True, help="Solve delays first.")
+@click.option("--gain-calmode", type=click.Choice(["p", "ap"]), default="p", show_default=True)
+@click.option("--gain-solint", default="60s", show_default=True)
+@click.option("--uvrange", default="", help="uv range for the solves.")
+@click.option("--minsnr", type=float, default=3.0, show_default=True)
+@click.option("--fast", is_flag=True, help="Average in time and frequency before solving.")
+@click.option("--min-baseline-m", type=float, default=50.0, show_default=True)
+@click.option("--calibrator", default=None, help="Calibrator name (default: the brightest transiting one).")
+@click.option("--validity-hours", type=float, default=12.0, show_default=True,
+              help="Validity span of the registered set, from the calibrator transit.")
+@click.option("--no-register", is_flag=True, help="Solve only; do not register the tables.")
+def calibrate_cmd(ms_path, validity_hours, no_register, **kw) -> None:
+    """Solve K (optional), bandpass and gain tables on a calibrator MS, and register them."""
+    from .calibration.apply import register_solution
+    from .calibration.solve import CalibrateOptions, CalibrationError, calibrate_ms
+
+    s = _settings()
+    try:
+        res = calibrate_ms(ms_path, CalibrateOptions(**kw))
+        name = None if no_register else register_solution(res, s.cal_registry_db, validity_hours)
+    except (CalibrationError, ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if res.refant_note:
+        click.echo(res.refant_note)
+    for k, p in res.tables.items():
+        click.echo(f"{k}: {p}  {res.metrics.get(k, {})}")
+    click.echo("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
+    if name:
+        click.echo(f"registered set {name} in {s.cal_registry_db}")
+
+
+@main.command("apply")
+@click.argument("ms_path", type=click.Path(exists=True, path_type=Path))
+def apply_cmd(ms_path) -> None:
+    """Apply the calibration set valid at the MS mid-time (fills CORRECTED_DATA)."""
+    from .calibration.apply import apply_calibration
+    from .calibration.solve import CalibrationError
+
+    s = _settings()
+    try:
+        res = apply_calibration(ms_path, s.cal_registry_db)
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"applied {res.set_name} ({', '.join(p.name for p in res.tables)}) to {ms_path} "
+               f"in {res.timings['total']:.1f} s")
+
+
 def _register_subgroups() -> None:
     from .catalog.cli import catalog
+    from .db.cal_registry_cli import caltables
 
     main.add_command(catalog)
+    main.add_command(caltables)
 
 
 _register_subgroups()

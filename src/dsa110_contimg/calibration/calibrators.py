@@ -30,8 +30,19 @@ class Calibrator:
     """Flux standard setjy applies ('' for a point model)."""
 
     def flux_at(self, freq_hz):
-        """Flux density (Jy) at ``freq_hz`` from the power law."""
+        """Flux density (Jy) at ``freq_hz``: the flux standard when there is one, else the power law."""
+        from .flux_models import has_standard, perley_butler_2017
+
+        if has_standard(self.name, self.flux_standard):
+            return perley_butler_2017(self.name, freq_hz)
         return self.flux_jy * (np.asarray(freq_hz) / 1.4e9) ** self.alpha
+
+    @property
+    def model_name(self) -> str:
+        """'Perley-Butler 2017' or 'point (power law)'."""
+        from .flux_models import has_standard
+
+        return "Perley-Butler 2017" if has_standard(self.name, self.flux_standard) else "point (power law)"
 
 
 def hms_to_deg(text: str) -> float:

@@ -57,6 +57,10 @@ class ConvertOptions:
     """Longitude of the correlator's fringe-stop meridian (default: telescope.FRINGESTOP_LON_DEG)."""
     threads: int = 2
     """Threads reading and rephasing subbands."""
+    phase_center_deg: tuple[float, float] | None = None
+    """Phase to this J2000 (ra, dec) instead of the meridian (e.g. a transiting calibrator)."""
+    field_name: str | None = None
+    """FIELD::NAME for ``phase_center_deg`` (e.g. the calibrator's name)."""
 
 
 @dataclass
@@ -190,7 +194,12 @@ def group_geometry(metas, opts: ConvertOptions):
     jd, tidx = np.unique(m0.time_jd, return_inverse=True)
     mjd = jd - 2400000.5
     mid = float(mjd.mean())
-    if opts.phase_per_integration:
+    if opts.phase_center_deg is not None:
+        if opts.phase_per_integration:
+            raise ValueError("phase_center_deg and phase_per_integration exclude each other")
+        centres = np.radians([list(opts.phase_center_deg)])
+        names = [opts.field_name or "phase_center"]
+    elif opts.phase_per_integration:
         centres = meridian_j2000(m0.dec_rad, mjd, lon_fs)
         names = [f"meridian_icrs_t{i}" for i in range(len(mjd))]
     else:

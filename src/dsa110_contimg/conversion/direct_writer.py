@@ -143,6 +143,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
         ms.putcol("DATA", vis_all)
         ms.putcol("CORRECTED_DATA", vis_all)
         ms.putcolkeyword("DATA", "QuantumUnits", ["Jy"])
+        stamp_pointing(ms, m0.dec_rad, lon_fs)
         ones = np.ones((min(MODEL_CHUNK_ROWS, nrec), freqs.size, npol), dtype=np.complex64)
         for r0 in range(0, nrec, MODEL_CHUNK_ROWS):
             n = min(MODEL_CHUNK_ROWS, nrec - r0)
@@ -153,6 +154,23 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
     ra, dec = centres[len(centres) // 2]
     return {"timings": timings, "phase_center_deg": (float(np.degrees(ra)), float(np.degrees(dec))),
             "mid_mjd": mid}
+
+
+def stamp_pointing(ms, dec_rad: float, lon_rad: float) -> None:
+    """Record the drift-scan pointing (apparent dec, fringe-stop meridian) as main-table keywords."""
+    ms.putkeyword("DSA110_POINTING_DEC_RAD", float(dec_rad))
+    ms.putkeyword("DSA110_FRINGESTOP_LON_RAD", float(lon_rad))
+
+
+def read_pointing(ms_path) -> tuple[float, float]:
+    """(apparent pointing dec, fringe-stop longitude) in rad, as written by the converter."""
+    from casacore.tables import table
+
+    with table(str(ms_path), ack=False) as t:
+        kw = t.getkeywords()
+    if "DSA110_POINTING_DEC_RAD" not in kw:
+        raise ValueError(f"{ms_path}: no DSA110_POINTING_DEC_RAD keyword (not written by dsa110-contimg)")
+    return float(kw["DSA110_POINTING_DEC_RAD"]), float(kw["DSA110_FRINGESTOP_LON_RAD"])
 
 
 def _array_position() -> np.ndarray:

@@ -45,6 +45,12 @@ def write_monolithic(group: SubbandGroup, ms_path: Path, opts) -> dict:
     t0 = time.perf_counter()
     uv.write_ms(str(ms_path), run_check=False, clobber=True)
     add_model_corrected(ms_path)
+    from casacore.tables import table
+
+    from .direct_writer import stamp_pointing
+
+    with table(str(ms_path), readonly=False, ack=False) as t:
+        stamp_pointing(t, metas[0].dec_rad, lon_fs)
     timings["write"] = time.perf_counter() - t0
     ra, dec = centres[len(centres) // 2]
     return {"timings": timings, "phase_center_deg": (float(np.degrees(ra)), float(np.degrees(dec))),

@@ -1,0 +1,275 @@
+"""Solve delay (K), bandpass (B) and gain (G) tables with CASA on a calibrator MS.
+
+Stage function: :func:`calibrate_ms` (:class:`CalibrateOptions` in,
+:class:`CalibrateResult` out).  Table names derive from the MS path with
+``os.path.splitext``: ``runs.ms`` gives ``runs_kcal``, ``runs_bpcal``, ``runs_gpcal``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class CalibrationError(RuntimeError):
+    """Calibration cannot proceed; the message says why (no calibrator, no usable refant, ...)."""
+
+
+@dataclass
+class CalibrateOptions:
+    """Options of the calibration stage (mirrors ``contimg calibrate``)."""
+
+    field: str = ""
+    """CASA-style field selection (ids, A~B, comma lists, name globs); '' = all."""
+    refant: str = "103"
+    """Reference antenna name; falls back to the best unflagged antenna near the array centre."""
+    do_k: bool = False
+    """Solve a delay (K) table first."""
+    gain_calmode: str = "p"
+    """Gain solve mode: 'p' (phase) or 'ap' (amplitude and phase)."""
+    gain_solint: str = "60s"
+    """Gain solution interval."""
+    uvrange: str = ""
+    """uv range for the solves (CASA syntax)."""
+    minsnr: float = 3.0
+    """Minimum solution SNR."""
+    fast: bool = False
+    """Average in time and frequency before solving (mstransform)."""
+    fast_timebin: str = "25.8s"
+    """Time averaging of --fast."""
+    fast_chanbin: int = 4
+    """Channel averaging of --fast."""
+    min_baseline_m: float = 50.0
+    """Flag baselines shorter than this before solving (m)."""
+    calibrator: str | None = None
+    """Calibrator name (default: the brightest one transiting in the MS)."""
+    write_model: bool = True
+    """Write MODEL_DATA from the flux standard / point model (False: keep the MS's model)."""
+    plots: bool = True
+    """Write QA plots of the solutions."""
+
+
+@dataclass
+class CalibrateResult:
+    """Tables and diagnostics of one solve."""
+
+    ms_path: Path
+    """The calibrator MS."""
+    tables: dict[str, Path]
+    """'K', 'B', 'G' -> table path (apply order)."""
+    refant: str
+    """Reference antenna used."""
+    refant_note: str
+    """Why it was chosen (fallback reason, if any)."""
+    calibrator: str
+    """Calibrator solved on."""
+    transit_mjd: float
+    """Calibrator transit time (MJD)."""
+    field: str
+    """CASA field selection used."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds: model, flag, average, K, B, G, qa, total."""
+    metrics: dict[str, dict] = field(default_factory=dict)
+    """Quality metrics per table type."""
+    plots: list[Path] = field(default_factory=list)
+    """QA PNGs."""
+    solver_params: dict = field(default_factory=dict)
+    """Parameters passed to CASA."""
+
+
+def table_names(ms_path: str | Path) -> dict[str, Path]:
+    """Calibration table paths derived from the MS path (``os.path.splitext``)."""
+    base = os.path.splitext(str(ms_path))[0]
+    return {"K": Path(base + "_kcal"), "B": Path(base + "_bpcal"), "G": Path(base + "_gpcal")}
+
+
+def antenna_flag_fractions(ms_path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per antenna: names, fraction of flagged cross-correlation data (1 when absent), ECEF positions."""
+    from casacore.tables import table, taql
+
+    with table(f"{ms_path}/ANTENNA", ack=False) as t:
+        names = list(t.getcol("NAME"))
+        pos = t.getcol("POSITION")
+    total = np.zeros(len(names))
+    flagged = np.zeros(len(names))
+    with table(str(ms_path), ack=False) as ms:
+        sub = taql("SELECT ANTENNA1, ANTENNA2, ntrue(FLAG) AS NF, nelements(FLAG) AS NE FROM $ms "
+                   "WHERE ANTENNA1 != ANTENNA2")
+        a1, a2 = sub.getcol("ANTENNA1"), sub.getcol("ANTENNA2")
+        nf, ne = sub.getcol("NF").astype(float), sub.getcol("NE").astype(float)
+    for a in (a1, a2):
+        np.add.at(total, a, ne)
+        np.add.at(flagged, a, nf)
+    frac = np.where(total > 0, flagged / np.maximum(total, 1), 1.0)
+    return names, frac, pos
+
+
+def choose_refant(ms_path: str | Path, preferred: str = "103", max_flagged: float = 0.5) -> tuple[str, str]:
+    """The preferred reference antenna, or the best unflagged antenna near the array centre.
+
+    Returns
+    -------
+    tuple of str
+        (antenna name, note); the note explains a fallback and is empty otherwise.
+
+    Raises
+    ------
+    CalibrationError
+        When no antenna has usable data.
+    """
+    names, frac, pos = antenna_flag_fractions(ms_path)
+    if preferred in names and frac[names.index(preferred)] <= max_flagged:
+        return preferred, ""
+    good = np.where(frac <= max_flagged)[0]
+    if good.size == 0:
+        raise CalibrationError(f"{ms_path}: no antenna has more than {1 - max_flagged:.0%} unflagged data")
+    centre = np.median(pos[good], axis=0)
+    # least flagged first, then nearest to the array centre
+    best = min(good, key=lambda i: (round(frac[i], 2), np.linalg.norm(pos[i] - centre)))
+    why = "not in the array" if preferred not in names else f"{frac[names.index(preferred)]:.0%} flagged"
+    note = f"refant {preferred} unusable ({why}); using {names[best]} ({frac[best]:.0%} flagged, " \
+           f"{np.linalg.norm(pos[best] - centre):.0f} m from the array centre)"
+    log.warning("%s", note)
+    return names[best], note
+
+
+def _field_selection(ms_path: Path, spec: str) -> str:
+    from casacore.tables import table
+
+    from .fieldsel import select_fields, to_casa_field_string
+
+    with table(f"{ms_path}/FIELD", ack=False) as t:
+        names = list(t.getcol("NAME"))
+    return to_casa_field_string(select_fields(spec, names))
+
+
+def _pick_calibrator(ms_path: Path, name: str | None):
+    from .calibrators import lookup_calibrator
+    from .transits import find_calibrators, ms_time_range_and_dec
+
+    t0, t1, dec = ms_time_range_and_dec(ms_path)
+    if name:
+        cal = lookup_calibrator(name)
+        transits = [t for t in find_calibrators(t0, t1, dec) if t.calibrator.name == cal.name]
+        if not transits:
+            raise CalibrationError(f"{ms_path}: calibrator {name} does not transit through the beam near this group")
+        return transits[0]
+    transits = [t for t in find_calibrators(t0, t1, dec) if t.in_group]
+    if not transits:
+        raise CalibrationError(f"{ms_path}: no calibrator transits through the primary beam during this group "
+                               f"(dec {dec:.2f} deg, MJD {t0:.5f}-{t1:.5f})")
+    return transits[0]
+
+
+def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> CalibrateResult:
+    """Model, flag and solve K (optional), B and G on a calibrator MS.
+
+    Raises
+    ------
+    CalibrationError
+        No calibrator in the beam, no usable reference antenna, or a solve that wrote no table.
+    """
+    from ..casa_env import prepare_casa
+
+    prepare_casa()
+    import casatasks
+    from casatasks import bandpass, gaincal
+
+    opts = opts or CalibrateOptions()
+    ms_path = Path(ms_path)
+    if not (ms_path / "table.dat").exists():
+        raise CalibrationError(f"{ms_path}: not a Measurement Set")
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    transit = _pick_calibrator(ms_path, opts.calibrator)
+    cal = transit.calibrator
+    field_sel = _field_selection(ms_path, opts.field)
+    names = table_names(ms_path)
+    for p in names.values():
+        shutil.rmtree(p, ignore_errors=True)
+
+    if opts.write_model:
+        from .model import write_point_model
+
+        t0 = time.perf_counter()
+        write_point_model(ms_path, cal.name, cal.ra_deg, cal.dec_deg, cal.flux_at, cal.model_name)
+        timings["model"] = time.perf_counter() - t0
+    from .model import flag_for_calibration
+
+    t0 = time.perf_counter()
+    flag_info = flag_for_calibration(ms_path, opts.min_baseline_m)
+    timings["flag"] = time.perf_counter() - t0
+    refant, note = choose_refant(ms_path, opts.refant)
+
+    solve_ms = ms_path
+    if opts.fast:
+        from casatasks import mstransform
+
+        t0 = time.perf_counter()
+        solve_ms = ms_path.with_name(ms_path.name + ".fast.tmp")
+        shutil.rmtree(solve_ms, ignore_errors=True)
+        mstransform(vis=str(ms_path), outputvis=str(solve_ms), datacolumn="data,model", field=field_sel,
+                    timeaverage=True, timebin=opts.fast_timebin, chanaverage=True, chanbin=opts.fast_chanbin,
+                    keepflags=True)
+        field_sel = ""
+        timings["average"] = time.perf_counter() - t0
+    common = dict(vis=str(solve_ms), field=field_sel, refant=refant, minsnr=opts.minsnr, uvrange=opts.uvrange)
+    params = {"refant": refant, "field": field_sel, "minsnr": opts.minsnr, "uvrange": opts.uvrange,
+              "gain_calmode": opts.gain_calmode, "gain_solint": opts.gain_solint, "fast": opts.fast,
+              "do_k": opts.do_k, "calibrator": cal.name, "model": cal.model_name, **flag_info}
+    tables: dict[str, Path] = {}
+    try:
+        if opts.do_k:
+            t0 = time.perf_counter()
+            gaincal(caltable=str(names["K"]), gaintype="K", solint="inf", combine="scan", **common)
+            timings["K"] = time.perf_counter() - t0
+            _require(names["K"], "delay")
+            tables["K"] = names["K"]
+        t0 = time.perf_counter()
+        bandpass(caltable=str(names["B"]), solint="inf", combine="scan", bandtype="B", solnorm=False,
+                 gaintable=[str(p) for p in tables.values()], **common)
+        timings["B"] = time.perf_counter() - t0
+        _require(names["B"], "bandpass")
+        tables["B"] = names["B"]
+        t0 = time.perf_counter()
+        gaincal(caltable=str(names["G"]), gaintype="G", calmode=opts.gain_calmode, solint=opts.gain_solint,
+                gaintable=[str(p) for p in tables.values()], **common)
+        timings["G"] = time.perf_counter() - t0
+        _require(names["G"], "gain")
+        tables["G"] = names["G"]
+    except Exception:
+        for p in names.values():
+            shutil.rmtree(p, ignore_errors=True)
+        raise
+    finally:
+        if solve_ms != ms_path:
+            shutil.rmtree(solve_ms, ignore_errors=True)
+    res = CalibrateResult(ms_path=ms_path, tables=tables, refant=refant, refant_note=note, calibrator=cal.name,
+                          transit_mjd=transit.transit_mjd, field=opts.field, timings=timings,
+                          solver_params={**params, "casatasks": casatasks.version_string()})
+    t0 = time.perf_counter()
+    from ..qa.calibration import solution_metrics, solution_plots
+
+    names_all, frac, _ = antenna_flag_fractions(ms_path)
+    with_data = [n for n, f in zip(names_all, frac) if f < 1.0]
+    res.metrics = {k: solution_metrics(p, k, with_data) for k, p in tables.items()}
+    if opts.plots:
+        res.plots = solution_plots(tables, ms_path.parent / (ms_path.stem + "_calqa"))
+    timings["qa"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_all
+    log.info("calibrated %s on %s (refant %s): %s", ms_path.name, cal.name, refant,
+             ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    return res
+
+
+def _require(path: Path, what: str) -> None:
+    if not (path / "table.dat").exists():
+        raise CalibrationError(f"CASA wrote no {what} table {path} (see the CASA log for the reason)")
