@@ -35,14 +35,15 @@ import json
 import math
 import os
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-SCHEMA_VERSION = 2
-"""Version stored in ``PRAGMA user_version`` once every migration has run."""
+from . import sqlite_base as _base
+from .cal_registry_schema import (CORE_COLUMNS, MIGRATIONS, PROVENANCE_COLUMNS, SCHEMA_VERSION,  # noqa: F401
+                                  CalRegistryError)
+
 DEFAULT_VALIDITY_HOURS = 12.0
 """Default length of a set's validity window, from the calibrator transit (hours)."""
 STATUSES = ("active", "retired")
@@ -72,10 +73,6 @@ PROVENANCE_COLUMNS: list[tuple[str, str]] = [
     ("quality_metrics", "TEXT"),
 ]
 """Columns added by schema version 2 (``solver_params`` and ``quality_metrics`` hold JSON)."""
-
-
-class CalRegistryError(ValueError):
-    """Bad input or an inconsistent registry; the message says what and which set/path."""
 
 
 @dataclass
@@ -134,127 +131,32 @@ class CalSet:
 # --------------------------------------------------------------------------- schema
 
 
-def _columns(conn: sqlite3.Connection) -> list[str]:
-    return [r[1] for r in conn.execute("PRAGMA table_info(caltables)")]
-
-
-def _add_missing_columns(conn: sqlite3.Connection, columns: list[tuple[str, str]]) -> None:
-    """Add the columns an older table lacks (``ALTER TABLE`` cannot add UNIQUE/NOT NULL: relaxed)."""
-    have = set(_columns(conn))
-    for name, sqltype in columns:
-        if name in have:
-            continue
-        relaxed = sqltype.replace("UNIQUE", "").replace("NOT NULL", "").strip()
-        conn.execute(f"ALTER TABLE caltables ADD COLUMN {name} {relaxed}")
-
-
-def _migration_1(conn: sqlite3.Connection) -> None:
-    """Create ``caltables`` with the core columns, or complete a pre-versioning table."""
-    cols = ",\n  ".join(f"{n} {t}" for n, t in CORE_COLUMNS)
-    conn.execute(f"CREATE TABLE IF NOT EXISTS caltables (\n  id INTEGER PRIMARY KEY,\n  {cols}\n)")
-    _add_missing_columns(conn, CORE_COLUMNS)
-    # rows of an old registry may lack what the code relies on
-    conn.execute("UPDATE caltables SET set_name = 'legacy-' || id WHERE set_name IS NULL")
-    conn.execute("UPDATE caltables SET status = 'active' WHERE status IS NULL")
-    try:
-        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS ux_caltables_path ON caltables (path)")
-    except sqlite3.IntegrityError as exc:
-        raise CalRegistryError(f"cannot migrate the calibration registry: duplicate table paths ({exc})") from None
-
-
-def _migration_2(conn: sqlite3.Connection) -> None:
-    """Provenance columns and the lookup indices."""
-    _add_missing_columns(conn, PROVENANCE_COLUMNS)
-    conn.execute("CREATE INDEX IF NOT EXISTS idx_caltables_status_valid "
-                 "ON caltables (status, valid_start_mjd, valid_end_mjd)")
-    conn.execute("CREATE INDEX IF NOT EXISTS idx_caltables_set ON caltables (set_name)")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
-"""``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the pending migrations in one transaction.
-
-    Parameters
-    ----------
-    conn
-        Open connection to the registry.
-
-    Returns
-    -------
-    int
-        The schema version before migrating.
+    """Apply the pending migrations in one transaction; returns the schema version before migrating.
 
     Raises
     ------
     CalRegistryError
         The database is newer than this code, or an old table cannot be migrated.
     """
-    with _transaction(conn):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise CalRegistryError(f"calibration registry schema version {version} is newer than this "
-                                   f"code understands ({SCHEMA_VERSION}); upgrade dsa110_contimg")
-        for step in range(version, SCHEMA_VERSION):
-            MIGRATIONS[step](conn)
-        if version != SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-    return version
+    return _base.migrate(conn, MIGRATIONS, "calibration registry", CalRegistryError)
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (creating if needed) the registry at ``path`` and bring its schema up to date.
 
-    Parameters
-    ----------
-    path
-        SQLite file (parent folders are created), or ``':memory:'``.
-
     Returns
     -------
     sqlite3.Connection
-        Connection in autocommit mode (the functions of this module open their own
-        transactions), WAL journal, rows as :class:`sqlite3.Row`.
+        Autocommit mode (the functions of this module open their own transactions),
+        WAL journal, rows as :class:`sqlite3.Row`.
     """
-    target = str(path)
-    if target != ":memory:":
-        Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        target = str(Path(target).expanduser())
-    conn = sqlite3.connect(target, timeout=30.0, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout = 30000")
-        migrate(conn)
-    except Exception:
-        conn.close()
-        raise
-    return conn
+    return _base.open_database(path, MIGRATIONS, "calibration registry", CalRegistryError)
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """All-or-nothing block: a transaction, or a savepoint inside the caller's transaction."""
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT cal_registry")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK TO SAVEPOINT cal_registry")
-            conn.execute("RELEASE SAVEPOINT cal_registry")
-            raise
-        conn.execute("RELEASE SAVEPOINT cal_registry")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _transaction(conn: sqlite3.Connection):
+    """All-or-nothing block (see :func:`dsa110_contimg.db.sqlite_base.transaction`)."""
+    return _base.transaction(conn, "cal_registry")
 
 
 # --------------------------------------------------------------------------- helpers

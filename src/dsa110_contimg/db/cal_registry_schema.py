@@ -1,0 +1,76 @@
+"""Schema of the calibration registry: the ``caltables`` table and its numbered migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+SCHEMA_VERSION = 2
+"""Version stored in ``PRAGMA user_version`` once every migration has run."""
+class CalRegistryError(ValueError):
+    """Bad input or an inconsistent registry; the message says what and which set/path."""
+
+
+CORE_COLUMNS: list[tuple[str, str]] = [
+    ("set_name", "TEXT NOT NULL"),
+    ("path", "TEXT UNIQUE NOT NULL"),
+    ("table_type", "TEXT"),
+    ("order_index", "INTEGER"),
+    ("cal_field", "TEXT"),
+    ("refant", "TEXT"),
+    ("created_at", "TEXT"),
+    ("valid_start_mjd", "REAL"),
+    ("valid_end_mjd", "REAL"),
+    ("status", "TEXT NOT NULL DEFAULT 'active'"),
+    ("notes", "TEXT"),
+]
+"""Columns of schema version 1 (after ``id INTEGER PRIMARY KEY``)."""
+PROVENANCE_COLUMNS: list[tuple[str, str]] = [
+    ("source_ms_path", "TEXT"),
+    ("solver_command", "TEXT"),
+    ("solver_version", "TEXT"),
+    ("solver_params", "TEXT"),
+    ("quality_metrics", "TEXT"),
+]
+"""Columns added by schema version 2 (``solver_params`` and ``quality_metrics`` hold JSON)."""
+
+
+def _columns(conn: sqlite3.Connection) -> list[str]:
+    return [r[1] for r in conn.execute("PRAGMA table_info(caltables)")]
+
+
+def _add_missing_columns(conn: sqlite3.Connection, columns: list[tuple[str, str]]) -> None:
+    """Add the columns an older table lacks (``ALTER TABLE`` cannot add UNIQUE/NOT NULL: relaxed)."""
+    have = set(_columns(conn))
+    for name, sqltype in columns:
+        if name in have:
+            continue
+        relaxed = sqltype.replace("UNIQUE", "").replace("NOT NULL", "").strip()
+        conn.execute(f"ALTER TABLE caltables ADD COLUMN {name} {relaxed}")
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    """Create ``caltables`` with the core columns, or complete a pre-versioning table."""
+    cols = ",\n  ".join(f"{n} {t}" for n, t in CORE_COLUMNS)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS caltables (\n  id INTEGER PRIMARY KEY,\n  {cols}\n)")
+    _add_missing_columns(conn, CORE_COLUMNS)
+    # rows of an old registry may lack what the code relies on
+    conn.execute("UPDATE caltables SET set_name = 'legacy-' || id WHERE set_name IS NULL")
+    conn.execute("UPDATE caltables SET status = 'active' WHERE status IS NULL")
+    try:
+        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS ux_caltables_path ON caltables (path)")
+    except sqlite3.IntegrityError as exc:
+        raise CalRegistryError(f"cannot migrate the calibration registry: duplicate table paths ({exc})") from None
+
+
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Provenance columns and the lookup indices."""
+    _add_missing_columns(conn, PROVENANCE_COLUMNS)
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_caltables_status_valid "
+                 "ON caltables (status, valid_start_mjd, valid_end_mjd)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_caltables_set ON caltables (set_name)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
+"""``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
+assert len(MIGRATIONS) == SCHEMA_VERSION

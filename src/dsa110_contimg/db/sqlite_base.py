@@ -1,0 +1,106 @@
+"""Shared SQLite plumbing of the pipeline's databases: WAL connections, transactions, migrations.
+
+Every database module owns its schema as a list of numbered migrations
+(``migrations[i]`` brings the schema from version ``i`` to ``i + 1``), applied
+through ``PRAGMA user_version`` by :func:`open_database`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, savepoint: str = "sp") -> Iterator[None]:
+    """All-or-nothing block: ``BEGIN IMMEDIATE`` .. ``COMMIT``, or a savepoint inside an open transaction."""
+    if conn.in_transaction:
+        conn.execute(f"SAVEPOINT {savepoint}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], what: str,
+            error: type[Exception] = RuntimeError) -> int:
+    """Apply pending migrations in one transaction; returns the version found before.
+
+    Raises
+    ------
+    error
+        When the database's version is newer than ``len(migrations)``.
+    """
+    target = len(migrations)
+    with transaction(conn, "migrate"):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > target:
+            raise error(f"{what} schema version {version} is newer than this code understands ({target}); "
+                        "upgrade dsa110_contimg")
+        for step in range(version, target):
+            migrations[step](conn)
+        if version != target:
+            conn.execute(f"PRAGMA user_version = {target:d}")
+    return version
+
+
+def open_database(path: str | os.PathLike[str], migrations: Sequence[Migration], what: str,
+                  error: type[Exception] = RuntimeError) -> sqlite3.Connection:
+    """Open (creating if needed) a database in WAL mode and bring its schema up to date.
+
+    Parameters
+    ----------
+    path
+        SQLite file (parent folders are created), or ``':memory:'``.
+    migrations
+        The module's numbered migrations.
+    what
+        Name used in error messages.
+    error
+        Exception class raised for a too-new schema.
+
+    Returns
+    -------
+    sqlite3.Connection
+        Autocommit mode (callers open their own transactions), rows as :class:`sqlite3.Row`.
+    """
+    target = str(path)
+    if target != ":memory:":
+        Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        target = str(Path(target).expanduser())
+    conn = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        migrate(conn, migrations, what, error)
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
+def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
+    """Open an existing database read-only (``None`` when it does not exist yet)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
