@@ -132,8 +132,20 @@ def write_point_model(ms_path: str | Path, name: str, ra_deg: float, dec_deg: fl
     return res
 
 
+def flagged_fraction(ms_path: str | Path) -> float:
+    """Fraction of flagged visibilities of an MS."""
+    from casacore.tables import table, taql
+
+    with table(str(ms_path), ack=False) as ms:
+        r = taql("SELECT gsum(ntrue(FLAG)) AS NF, gsum(nelements(FLAG)) AS NE FROM $ms")
+        nf, ne = float(r.getcol("NF")[0]), float(r.getcol("NE")[0])
+    return nf / ne if ne else 0.0
+
+
 def flag_for_calibration(ms_path: str | Path, min_baseline_m: float = 50.0) -> dict:
-    """Flag autocorrelations, exact zeros and baselines shorter than ``min_baseline_m`` (casatasks flagdata).
+    """Flag autocorrelations, exact zeros and baselines shorter than ``min_baseline_m``.
+
+    One pass of casatasks ``flagdata`` in list mode.
 
     Returns
     -------
@@ -143,11 +155,9 @@ def flag_for_calibration(ms_path: str | Path, min_baseline_m: float = 50.0) -> d
     from casatasks import flagdata
 
     ms = str(ms_path)
-    before = flagdata(vis=ms, mode="summary")
-    flagdata(vis=ms, mode="manual", autocorr=True, flagbackup=False)
-    flagdata(vis=ms, mode="clip", clipzeros=True, flagbackup=False)
+    before = flagged_fraction(ms)
+    cmds = ["mode='manual' autocorr=True", "mode='clip' clipzeros=True"]
     if min_baseline_m > 0:
-        flagdata(vis=ms, mode="manual", uvrange=f"<{min_baseline_m}m", flagbackup=False)
-    after = flagdata(vis=ms, mode="summary")
-    return {"flagged_before": before["flagged"] / max(before["total"], 1),
-            "flagged_after": after["flagged"] / max(after["total"], 1)}
+        cmds.append(f"mode='manual' uvrange='<{min_baseline_m}m'")
+    flagdata(vis=ms, mode="list", inpfile=cmds, flagbackup=False)
+    return {"flagged_before": before, "flagged_after": flagged_fraction(ms)}

@@ -43,10 +43,8 @@ class CalibrateOptions:
     """Minimum solution SNR."""
     fast: bool = False
     """Average in time and frequency before solving (mstransform)."""
-    fast_timebin: str = "25.8s"
-    """Time averaging of --fast."""
     fast_chanbin: int = 4
-    """Channel averaging of --fast."""
+    """Channel averaging of --fast (the data are always pre-averaged in time to the gain interval)."""
     min_baseline_m: float = 50.0
     """Flag baselines shorter than this before solving (m)."""
     calibrator: str | None = None
@@ -209,21 +207,13 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
     timings["flag"] = time.perf_counter() - t0
     refant, note = choose_refant(ms_path, opts.refant)
 
-    solve_ms = ms_path
-    if opts.fast:
-        from casatasks import mstransform
-
-        t0 = time.perf_counter()
-        solve_ms = ms_path.with_name(ms_path.name + ".fast.tmp")
-        shutil.rmtree(solve_ms, ignore_errors=True)
-        mstransform(vis=str(ms_path), outputvis=str(solve_ms), datacolumn="data,model", field=field_sel,
-                    timeaverage=True, timebin=opts.fast_timebin, chanaverage=True, chanbin=opts.fast_chanbin,
-                    keepflags=True)
-        field_sel = ""
-        timings["average"] = time.perf_counter() - t0
+    solve_ms, gain_solint = _averaged_copy(ms_path, opts, timings)
+    if solve_ms != ms_path:
+        field_sel = _field_selection(solve_ms, opts.field)
     common = dict(vis=str(solve_ms), field=field_sel, refant=refant, minsnr=opts.minsnr, uvrange=opts.uvrange)
     params = {"refant": refant, "field": field_sel, "minsnr": opts.minsnr, "uvrange": opts.uvrange,
               "gain_calmode": opts.gain_calmode, "gain_solint": opts.gain_solint, "fast": opts.fast,
+              "solved_on": "averaged copy" if solve_ms != ms_path else "full resolution",
               "do_k": opts.do_k, "calibrator": cal.name, "model": cal.model_name, **flag_info}
     tables: dict[str, Path] = {}
     try:
@@ -240,7 +230,7 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
         _require(names["B"], "bandpass")
         tables["B"] = names["B"]
         t0 = time.perf_counter()
-        gaincal(caltable=str(names["G"]), gaintype="G", calmode=opts.gain_calmode, solint=opts.gain_solint,
+        gaincal(caltable=str(names["G"]), gaintype="G", calmode=opts.gain_calmode, solint=gain_solint,
                 gaintable=[str(p) for p in tables.values()], **common)
         timings["G"] = time.perf_counter() - t0
         _require(names["G"], "gain")
@@ -268,6 +258,36 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
     log.info("calibrated %s on %s (refant %s): %s", ms_path.name, cal.name, refant,
              ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return res
+
+
+def _averaged_copy(ms_path: Path, opts: CalibrateOptions, timings: dict) -> tuple[Path, str]:
+    """Pre-average to the gain solution interval (and ``fast_chanbin`` channels with --fast).
+
+    CASA averages inside each solution interval anyway, so this gives the solvers the
+    same input with far less I/O.  Returns the MS to solve on and the gain solint to use.
+    """
+    from casacore.tables import table
+
+    from .average import AveragingNotSupported, average_ms, solint_to_integrations
+
+    with table(str(ms_path), ack=False) as t:
+        times = np.unique(t.getcol("TIME"))
+        interval = float(np.median(t.getcol("INTERVAL")))
+    tbin = solint_to_integrations(opts.gain_solint, interval, times.size)
+    cbin = opts.fast_chanbin if opts.fast else 1
+    if tbin == 1 and cbin == 1:
+        return ms_path, opts.gain_solint
+    t0 = time.perf_counter()
+    dst = ms_path.with_name(ms_path.name + ".avg.tmp")
+    shutil.rmtree(dst, ignore_errors=True)
+    try:
+        average_ms(ms_path, dst, tbin, cbin)
+    except AveragingNotSupported as exc:
+        log.warning("%s; solving on the full-resolution MS", exc)
+        shutil.rmtree(dst, ignore_errors=True)
+        return ms_path, opts.gain_solint
+    timings["average"] = time.perf_counter() - t0
+    return dst, "int"
 
 
 def _require(path: Path, what: str) -> None:

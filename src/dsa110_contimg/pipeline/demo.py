@@ -1,4 +1,9 @@
-"""The demo run by ``make demo``: the pipeline on an embedded default (simulated data)."""
+"""The demo run by ``make demo``: the pipeline on an embedded default (simulated data).
+
+A calibrator group (3C147 transiting) and, 36 minutes later, a target group are
+simulated; both are converted, the calibrator group is solved and its tables
+registered, and the target group is calibrated from the registry.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
+
+TARGET_GROUP = 7
+"""Index of the demo's target group (7 x 309 s = 36 min after the calibrator)."""
 
 
 @dataclass
@@ -25,19 +33,26 @@ class DemoResult:
 
 
 def run_demo(settings: Settings, preset: str = "small", fresh: bool = True) -> DemoResult:
-    """Simulate a group into ``<state>/demo/incoming`` and summarise it.
+    """Simulate, convert, calibrate and apply; returns the summary.
 
     Parameters
     ----------
     settings
-        Effective settings (state dir, antenna CSV).
+        Effective settings (state dir, antenna CSV, registry).
     preset
         Simulator preset.
     fresh
         Remove an earlier demo's files first.
     """
+    from ..casa_env import prepare_casa
+    from ..calibration.apply import apply_calibration, register_solution
+    from ..calibration.solve import CalibrateOptions, calibrate_ms
+    from ..conversion.convert import ConvertOptions, convert_group
+    from ..conversion.grouping import discover_groups
     from ..simulate.core import SimulateOptions, simulate
+    from ..simulate.truth import GroupTruth
 
+    prepare_casa(settings.state_dir)
     root = settings.state_dir / "demo"
     incoming = root / "incoming"
     if fresh and root.exists():
@@ -45,31 +60,31 @@ def run_demo(settings: Settings, preset: str = "small", fresh: bool = True) -> D
     incoming.mkdir(parents=True, exist_ok=True)
     out = DemoResult(incoming_dir=incoming)
     t0 = time.perf_counter()
-    sim = simulate(SimulateOptions(output_dir=incoming, preset=preset, groups=1, n_sources=10, seed=11,
-                                   antpos_csv=settings.antpos_csv))
+    sim = simulate(SimulateOptions(output_dir=incoming, preset=preset, groups=TARGET_GROUP + 1, n_sources=8,
+                                   calibrator="3C147", seed=11, antpos_csv=settings.antpos_csv))
     out.groups = sim.groups
-    g = sim.groups[0]
-    out.lines.append(f"simulated group {g.start_iso}: {len(g.files)} subband files, "
-                     f"{sim.bytes_written / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s -> {incoming}")
-    out.lines.append(f"truth: {g.truth_path}")
-
-    from ..casa_env import prepare_casa
-    from ..conversion.convert import ConvertOptions, convert_directory
-
-    prepare_casa(settings.state_dir)
-    ms_dir = root / "ms"
-    results = convert_directory(incoming, ConvertOptions(output_dir=ms_dir, stage_dir=settings.stage_dir,
-                                                         antpos_csv=settings.antpos_csv,
-                                                         expected_subbands=settings.expected_subbands,
-                                                         telescope_name=settings.telescope_name))
-    for r in results:
-        if isinstance(r, Exception):
-            out.lines.append(f"conversion failed: {r}")
-            continue
+    out.lines.append(f"simulated {len(sim.groups)} groups ({len(sim.groups) * 16} subband files, "
+                     f"{sim.bytes_written / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s -> {incoming}")
+    groups = discover_groups(incoming)
+    cal = GroupTruth.from_json(sim.groups[0].truth_path).sources[0]
+    common = dict(stage_dir=settings.stage_dir, antpos_csv=settings.antpos_csv,
+                  expected_subbands=settings.expected_subbands, telescope_name=settings.telescope_name)
+    cal_res = convert_group(groups[0], ConvertOptions(output_dir=root / "ms", phase_center_deg=(cal["ra_deg"],
+                                                      cal["dec_deg"]), field_name=cal["name"], **common))
+    tgt_res = convert_group(groups[TARGET_GROUP], ConvertOptions(output_dir=root / "ms", **common))
+    for r in (cal_res, tgt_res):
         out.ms_paths.append(r.ms_path)
-        out.lines.append(f"converted {r.group_id} with the {r.writer} writer in {r.timings['total']:.1f} s -> "
-                         f"{r.ms_path}")
-        out.lines.append("  " + ms_summary(r.ms_path))
+        out.lines.append(f"converted {r.group_id} ({r.writer}) in {r.timings['total']:.1f} s -> {r.ms_path.name}: "
+                         + ms_summary(r.ms_path))
+    cres = calibrate_ms(cal_res.ms_path, CalibrateOptions(do_k=True))
+    set_name = register_solution(cres, settings.cal_registry_db)
+    out.lines.append(f"calibrated on {cres.calibrator} (refant {cres.refant}): "
+                     + ", ".join(f"{k} {v:.1f}s" for k, v in cres.timings.items() if k in ("K", "B", "G", "total"))
+                     + f"; registered set {set_name} in {settings.cal_registry_db}")
+    out.lines.append("  solution plots: " + ", ".join(str(p) for p in cres.plots))
+    ares = apply_calibration(tgt_res.ms_path, settings.cal_registry_db)
+    out.lines.append(f"applied {ares.set_name} to the target group {tgt_res.group_id} in "
+                     f"{ares.timings['total']:.1f} s (CORRECTED_DATA filled)")
     return out
 
 
@@ -89,6 +104,5 @@ def ms_summary(ms_path: Path) -> str:
         ra, dec = np.degrees(t.getcol("PHASE_DIR")[0, 0])
     with table(f"{ms_path}/OBSERVATION", ack=False) as t:
         tel = t.getcol("TELESCOPE_NAME")[0]
-    return (f"{nrows} rows, {ntimes} integrations, {ants} antennas with data, {f.size} channels "
-            f"{f[0] / 1e6:.3f}-{f[-1] / 1e6:.3f} MHz, field {name} at RA {ra % 360:.4f} Dec {dec:.4f} deg, "
-            f"telescope {tel}")
+    return (f"{nrows} rows, {ntimes} integrations, {ants} antennas, {f.size} channels "
+            f"{f[0] / 1e6:.2f}-{f[-1] / 1e6:.2f} MHz, field {name} (RA {ra % 360:.3f}, Dec {dec:.3f}), {tel}")
