@@ -199,3 +199,60 @@ def test_missing_table_on_disk(registered, cal_and_target, tmp_path):
             apply_calibration(ms, db)
     finally:
         moved.rename(gtab)
+
+
+def test_cli_find_calibrate_apply(cal_and_target, tmp_path, session_state):
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("contimg")
+    env = dict(os.environ, PIPELINE_STATE_DIR=str(session_state), CAL_REGISTRY_DB=str(tmp_path / "reg.sqlite3"),
+               COLUMNS="200")
+    cal = _copy(cal_and_target["cal_ms"], tmp_path / "c.ms")
+    tgt = _copy(cal_and_target["tgt_ms"], tmp_path / "t.ms")
+
+    def run(*args):
+        return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=600)
+
+    r = run("calibrators", "find", "--ms", str(cal))
+    assert r.returncode == 0 and "3C147" in r.stdout and "Perley-Butler 2017" in r.stdout
+    r = run("apply", str(tgt))
+    assert r.returncode != 0 and "no active calibration set" in r.stderr
+    r = run("calibrate", str(cal), "--field", "0", "--fast")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "registered set c_3C147" in r.stdout and (tmp_path / "c_bpcal").is_dir()
+    r = run("caltables", "list")
+    assert r.returncode == 0 and "c_3C147" in r.stdout
+    r = run("apply", str(tgt))
+    assert r.returncode == 0 and "applied c_3C147" in r.stdout, r.stderr[-2000:]
+    r = run("caltables", "retire", "c_3C147", "--reason", "test")
+    assert r.returncode == 0
+    r = run("apply", str(tgt))
+    assert r.returncode != 0
+
+
+def test_parallel_bandpass_matches_single_process(cal_and_target, tmp_path):
+    from casacore.tables import table
+
+    from dsa110_contimg.calibration.model import flag_for_calibration, write_point_model
+    from dsa110_contimg.calibration.calibrators import lookup_calibrator
+    from dsa110_contimg.calibration.parallel_bandpass import bandpass_parallel, channel_ranges
+
+    assert channel_ranges(96, 2) == [(0, 47), (48, 95)] and channel_ranges(10, 3) == [(0, 2), (3, 6), (7, 9)]
+    ms = _copy(cal_and_target["cal_ms"], tmp_path / "bp.ms")
+    cal = lookup_calibrator("3C147")
+    write_point_model(ms, cal.name, cal.ra_deg, cal.dec_deg, cal.flux_at, cal.model_name)
+    flag_for_calibration(ms)
+    kw = dict(refant="103", solint="inf", combine="scan", solnorm=False, minsnr=3.0)
+    one = bandpass_parallel(ms, tmp_path / "one.B", nparts=1, **kw)
+    two = bandpass_parallel(ms, tmp_path / "two.B", nparts=2, min_chan_per_part=16, **kw)
+    with table(str(one), ack=False) as a, table(str(two), ack=False) as b:
+        assert a.getcol("CPARAM").shape == b.getcol("CPARAM").shape == (117, 96, 2)
+        fa, fb = a.getcol("FLAG"), b.getcol("FLAG")
+        assert np.array_equal(fa, fb)
+        np.testing.assert_allclose(b.getcol("CPARAM")[~fb], a.getcol("CPARAM")[~fa], atol=1e-3)
+    with table(str(two / "SPECTRAL_WINDOW"), ack=False) as s, table(str(ms / "SPECTRAL_WINDOW"), ack=False) as m:
+        assert s.getcell("NUM_CHAN", 0) == 96
+        np.testing.assert_allclose(s.getcell("CHAN_FREQ", 0), m.getcell("CHAN_FREQ", 0))
+    assert not list(tmp_path.glob("two.B.part*"))

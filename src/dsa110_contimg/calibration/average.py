@@ -33,19 +33,12 @@ def solint_to_integrations(solint: str, int_time_s: float, n_times: int) -> int:
     return int(min(n_times, max(1, round(value / int_time_s))))
 
 
-def weighted_average(vis: np.ndarray, flags: np.ndarray, weight: np.ndarray, axis: int):
-    """Weighted mean of ``vis`` over ``axis`` ignoring flagged samples.
-
-    Returns
-    -------
-    tuple
-        (mean, flag of the mean, summed weight), ``axis`` removed.
-    """
-    w = np.where(flags, 0.0, weight).astype(np.float32)
-    wsum = w.sum(axis=axis)
-    num = (vis * w).sum(axis=axis)
-    mean = np.divide(num, wsum, out=np.zeros_like(num), where=wsum > 0)
-    return mean.astype(np.complex64), wsum <= 0, wsum
+def _chan_sum(x: np.ndarray, chan_bin: int) -> np.ndarray:
+    """Sum groups of ``chan_bin`` adjacent channels of a (Nbl, Nchan, Npol) array."""
+    if chan_bin == 1:
+        return x
+    nbl, nchan, npol = x.shape
+    return x.reshape(nbl, nchan // chan_bin, chan_bin, npol).sum(axis=2)
 
 
 def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 1,
@@ -104,39 +97,38 @@ def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 
     try:
         with table(src, ack=False) as t:
             for ib, b in enumerate(bins):
-                r0, n = b[0] * nbl, len(b) * nbl
-                flags = t.getcol("FLAG", r0, n).reshape(len(b), nbl, -1, npol)[:, :, :nchan]
-                weight = t.getcol("WEIGHT", r0, n).reshape(len(b), nbl, 1, npol)
-                flags_c = flags.reshape(len(b), nbl, -1, chan_bin, npol)
-                w = np.broadcast_to(weight[:, :, :, None, :], flags_c.shape)
-                out_rows = slice(ib * nbl, (ib + 1) * nbl)
+                r0, n, k = b[0] * nbl, len(b) * nbl, len(b)
+                o0 = ib * nbl
+                flags = t.getcol("FLAG", r0, n).reshape(k, nbl, -1, npol)[:, :, :nchan]
+                weight = t.getcol("WEIGHT", r0, n).reshape(k, nbl, 1, npol)
+                w = np.where(flags, np.float32(0), weight.astype(np.float32))
+                wsum = _chan_sum(w.sum(axis=0), chan_bin)
                 for col in columns:
-                    v = t.getcol(col, r0, n).reshape(len(b), nbl, -1, npol)[:, :, :nchan]
-                    v = v.reshape(len(b), nbl, -1, chan_bin, npol).transpose(1, 2, 4, 0, 3)
-                    mean, fl, wsum = weighted_average(
-                        v.reshape(*v.shape[:3], -1), flags_c.transpose(1, 2, 4, 0, 3).reshape(*v.shape[:3], -1),
-                        w.transpose(1, 2, 4, 0, 3).reshape(*v.shape[:3], -1), axis=3)
-                    ms.putcol(col, mean.transpose(0, 1, 2), out_rows.start, nbl)
+                    v = t.getcol(col, r0, n).reshape(k, nbl, -1, npol)[:, :, :nchan]
+                    num = _chan_sum(np.einsum("tbcp,tbcp->bcp", v, w), chan_bin)
+                    mean = np.divide(num, wsum, out=np.zeros_like(num), where=wsum > 0).astype(np.complex64)
+                    ms.putcol(col, mean, o0, nbl)
                     if col == "DATA":
-                        ms.putcol("CORRECTED_DATA", mean, out_rows.start, nbl)
-                        ms.putcol("FLAG", fl, out_rows.start, nbl)
-                        row_w = wsum.sum(axis=1) / max(1, out_freqs.size)
-                        ms.putcol("WEIGHT", row_w.astype(np.float32), out_rows.start, nbl)
-                        ms.putcol("SIGMA", np.where(row_w > 0, 1 / np.sqrt(np.maximum(row_w, 1e-30)), 0)
-                                  .astype(np.float32), out_rows.start, nbl)
-                        ms.putcol("FLAG_ROW", fl.all(axis=(1, 2)), out_rows.start, nbl)
-                uvw = t.getcol("UVW", r0, n).reshape(len(b), nbl, 3).mean(axis=0)
+                        ms.putcol("CORRECTED_DATA", mean, o0, nbl)
+                fl = wsum <= 0
+                ms.putcol("FLAG", fl, o0, nbl)
+                row_w = (wsum.sum(axis=1) / max(1, out_freqs.size)).astype(np.float32)
+                ms.putcol("WEIGHT", row_w, o0, nbl)
+                ms.putcol("SIGMA", np.where(row_w > 0, 1 / np.sqrt(np.maximum(row_w, 1e-30)), 0).astype(np.float32),
+                          o0, nbl)
+                ms.putcol("FLAG_ROW", fl.all(axis=(1, 2)), o0, nbl)
+                uvw = t.getcol("UVW", r0, n).reshape(k, nbl, 3).mean(axis=0)
                 tc = float(utimes[b].mean())
-                ms.putcol("UVW", uvw, out_rows.start, nbl)
-                for name, val in (("TIME", tc), ("TIME_CENTROID", tc), ("INTERVAL", interval * len(b)),
-                                  ("EXPOSURE", interval * len(b))):
-                    ms.putcol(name, np.full(nbl, val), out_rows.start, nbl)
+                ms.putcol("UVW", uvw, o0, nbl)
+                for name, val in (("TIME", tc), ("TIME_CENTROID", tc), ("INTERVAL", interval * k),
+                                  ("EXPOSURE", interval * k)):
+                    ms.putcol(name, np.full(nbl, val), o0, nbl)
                 for name, val in (("ANTENNA1", a1[:nbl]), ("ANTENNA2", a2[:nbl]),
                                   ("FIELD_ID", np.full(nbl, field_id[b[0]])), ("SCAN_NUMBER", np.ones(nbl)),
                                   ("STATE_ID", np.full(nbl, -1)), ("FEED1", np.zeros(nbl)), ("FEED2", np.zeros(nbl)),
                                   ("DATA_DESC_ID", np.zeros(nbl)), ("ARRAY_ID", np.zeros(nbl)),
                                   ("OBSERVATION_ID", np.zeros(nbl)), ("PROCESSOR_ID", np.zeros(nbl))):
-                    ms.putcol(name, np.asarray(val, dtype=np.int32), out_rows.start, nbl)
+                    ms.putcol(name, np.asarray(val, dtype=np.int32), o0, nbl)
         dec, lon = read_pointing(src)
         stamp_pointing(ms, dec, lon)
     finally:

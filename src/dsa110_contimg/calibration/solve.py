@@ -179,7 +179,9 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
 
     prepare_casa()
     import casatasks
-    from casatasks import bandpass, gaincal
+    from casatasks import gaincal
+
+    from .parallel_bandpass import bandpass_parallel
 
     opts = opts or CalibrateOptions()
     ms_path = Path(ms_path)
@@ -224,8 +226,8 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
             _require(names["K"], "delay")
             tables["K"] = names["K"]
         t0 = time.perf_counter()
-        bandpass(caltable=str(names["B"]), solint="inf", combine="scan", bandtype="B", solnorm=False,
-                 gaintable=[str(p) for p in tables.values()], **common)
+        bandpass_parallel(caltable=names["B"], solint="inf", combine="scan", bandtype="B", solnorm=False,
+                          gaintable=[str(p) for p in tables.values()], **common)
         timings["B"] = time.perf_counter() - t0
         _require(names["B"], "bandpass")
         tables["B"] = names["B"]
