@@ -51,28 +51,6 @@ STATUSES = ("active", "retired")
 
 _MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
 
-CORE_COLUMNS: list[tuple[str, str]] = [
-    ("set_name", "TEXT NOT NULL"),
-    ("path", "TEXT UNIQUE NOT NULL"),
-    ("table_type", "TEXT"),
-    ("order_index", "INTEGER"),
-    ("cal_field", "TEXT"),
-    ("refant", "TEXT"),
-    ("created_at", "TEXT"),
-    ("valid_start_mjd", "REAL"),
-    ("valid_end_mjd", "REAL"),
-    ("status", "TEXT NOT NULL DEFAULT 'active'"),
-    ("notes", "TEXT"),
-]
-"""Columns of schema version 1 (after ``id INTEGER PRIMARY KEY``)."""
-PROVENANCE_COLUMNS: list[tuple[str, str]] = [
-    ("source_ms_path", "TEXT"),
-    ("solver_command", "TEXT"),
-    ("solver_version", "TEXT"),
-    ("solver_params", "TEXT"),
-    ("quality_metrics", "TEXT"),
-]
-"""Columns added by schema version 2 (``solver_params`` and ``quality_metrics`` hold JSON)."""
 
 
 @dataclass

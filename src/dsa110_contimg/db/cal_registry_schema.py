@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable
 
+from .sqlite_base import add_missing_columns
+
 SCHEMA_VERSION = 2
 """Version stored in ``PRAGMA user_version`` once every migration has run."""
 class CalRegistryError(ValueError):
@@ -35,25 +37,11 @@ PROVENANCE_COLUMNS: list[tuple[str, str]] = [
 """Columns added by schema version 2 (``solver_params`` and ``quality_metrics`` hold JSON)."""
 
 
-def _columns(conn: sqlite3.Connection) -> list[str]:
-    return [r[1] for r in conn.execute("PRAGMA table_info(caltables)")]
-
-
-def _add_missing_columns(conn: sqlite3.Connection, columns: list[tuple[str, str]]) -> None:
-    """Add the columns an older table lacks (``ALTER TABLE`` cannot add UNIQUE/NOT NULL: relaxed)."""
-    have = set(_columns(conn))
-    for name, sqltype in columns:
-        if name in have:
-            continue
-        relaxed = sqltype.replace("UNIQUE", "").replace("NOT NULL", "").strip()
-        conn.execute(f"ALTER TABLE caltables ADD COLUMN {name} {relaxed}")
-
-
 def _migration_1(conn: sqlite3.Connection) -> None:
     """Create ``caltables`` with the core columns, or complete a pre-versioning table."""
     cols = ",\n  ".join(f"{n} {t}" for n, t in CORE_COLUMNS)
     conn.execute(f"CREATE TABLE IF NOT EXISTS caltables (\n  id INTEGER PRIMARY KEY,\n  {cols}\n)")
-    _add_missing_columns(conn, CORE_COLUMNS)
+    add_missing_columns(conn, "caltables", CORE_COLUMNS)
     # rows of an old registry may lack what the code relies on
     conn.execute("UPDATE caltables SET set_name = 'legacy-' || id WHERE set_name IS NULL")
     conn.execute("UPDATE caltables SET status = 'active' WHERE status IS NULL")
@@ -65,7 +53,7 @@ def _migration_1(conn: sqlite3.Connection) -> None:
 
 def _migration_2(conn: sqlite3.Connection) -> None:
     """Provenance columns and the lookup indices."""
-    _add_missing_columns(conn, PROVENANCE_COLUMNS)
+    add_missing_columns(conn, "caltables", PROVENANCE_COLUMNS)
     conn.execute("CREATE INDEX IF NOT EXISTS idx_caltables_status_valid "
                  "ON caltables (status, valid_start_mjd, valid_end_mjd)")
     conn.execute("CREATE INDEX IF NOT EXISTS idx_caltables_set ON caltables (set_name)")

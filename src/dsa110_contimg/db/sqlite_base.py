@@ -16,6 +16,21 @@ from typing import Callable, Iterator, Sequence
 Migration = Callable[[sqlite3.Connection], None]
 
 
+def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """Column names of ``table`` (empty when it does not exist)."""
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def add_missing_columns(conn: sqlite3.Connection, table: str, columns: Sequence[tuple[str, str]]) -> None:
+    """Add the columns an older ``table`` lacks (``ALTER TABLE`` cannot add UNIQUE/NOT NULL: relaxed)."""
+    have = table_columns(conn, table)
+    for name, sqltype in columns:
+        if name in have:
+            continue
+        relaxed = sqltype.replace("UNIQUE", "").replace("NOT NULL", "").strip()
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {relaxed}")
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection, savepoint: str = "sp") -> Iterator[None]:
     """All-or-nothing block: ``BEGIN IMMEDIATE`` .. ``COMMIT``, or a savepoint inside an open transaction."""
