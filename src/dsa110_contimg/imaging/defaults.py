@@ -1,0 +1,81 @@
+"""Imaging defaults derived from the array and the data: cell size and image size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..beam import SPEED_OF_LIGHT, airy_power
+from ..telescope import DISH_DIAMETER_M
+
+GOOD_SIZES = sorted({2**a * 3**b * 5**c for a in range(1, 14) for b in range(3) for c in range(2)
+                     if 64 <= 2**a * 3**b * 5**c <= 8192 and (2**a * 3**b * 5**c) % 2 == 0})
+"""Even FFT-friendly image sizes."""
+
+
+@dataclass
+class MSGeometry:
+    """What the imaging defaults depend on."""
+
+    max_uv_m: float
+    """Longest projected baseline (m)."""
+    freq_min_hz: float
+    """Lowest channel frequency."""
+    freq_max_hz: float
+    """Highest channel frequency."""
+    duration_s: float
+    """Time span of the data."""
+    dec_rad: float
+    """Declination of the phase centre."""
+
+
+def read_geometry(ms_path: str | Path) -> MSGeometry:
+    """Read the quantities the defaults need from an MS (unflagged cross-correlations)."""
+    from casacore.tables import table, taql
+
+    with table(str(ms_path), ack=False) as t:
+        sub = taql("SELECT gmax(sqrt(sumsqr(UVW[:2]))) AS UV, gmin(TIME) AS T0, gmax(TIME) AS T1, "
+                   "gmax(INTERVAL) AS DT FROM $t WHERE ANTENNA1 != ANTENNA2 AND NOT FLAG_ROW")
+        uv, t0, t1, dt = (float(sub.getcol(c)[0]) for c in ("UV", "T0", "T1", "DT"))
+    with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
+        f = t.getcell("CHAN_FREQ", 0)
+    with table(f"{ms_path}/FIELD", ack=False) as t:
+        dec = float(t.getcol("PHASE_DIR")[0, 0, 1])
+    return MSGeometry(uv, float(f.min()), float(f.max()), t1 - t0 + dt, dec)
+
+
+def pb_radius_rad(level: float, freq_hz: float, diameter_m: float = DISH_DIAMETER_M) -> float:
+    """Radius at which the primary-beam power falls to ``level`` (first lobe)."""
+    from scipy.optimize import brentq
+
+    first_null = 1.2197 * SPEED_OF_LIGHT / freq_hz / diameter_m
+    return float(brentq(lambda th: airy_power(th, freq_hz, diameter_m) - level, 1e-6, first_null * 0.999))
+
+
+def good_size(n: int) -> int:
+    """Smallest FFT-friendly even size >= n."""
+    for s in GOOD_SIZES:
+        if s >= n:
+            return s
+    return GOOD_SIZES[-1]
+
+
+def default_cell_and_size(geom: MSGeometry, pb_level: float = 0.1, oversample: float = 4.0,
+                          max_size: int | None = None) -> tuple[float, int]:
+    """Cell (arcsec) about a quarter of the synthesized beam, and an image size covering the
+    drift-scan primary beam down to ``pb_level`` at the lowest frequency.
+
+    The synthesized beam is taken as lambda_min / B_max; the field is the primary-beam
+    radius plus half the distance the sky drifts through the beam during the group.
+    """
+    beam = SPEED_OF_LIGHT / geom.freq_max_hz / max(geom.max_uv_m, 1.0)
+    cell = float(np.degrees(beam / oversample) * 3600)
+    cell = max(0.1, np.floor(cell * 10) / 10)
+    drift = np.radians(geom.duration_s * 360.98564736629 / 86400.0) * np.cos(geom.dec_rad)
+    radius = pb_radius_rad(pb_level, geom.freq_min_hz) + drift / 2
+    size = good_size(int(np.ceil(2 * np.degrees(radius) * 3600 / cell)))
+    if max_size is not None:
+        size = min(size, max_size)
+    return cell, size
