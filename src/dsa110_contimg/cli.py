@@ -53,7 +53,7 @@ def config_cmd() -> None:
 @main.command("simulate")
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), default=None,
               help="Where to write the files (default: PIPELINE_INCOMING_DIR).")
-@click.option("--preset", type=click.Choice(["full", "small"]), default="small", show_default=True)
+@click.option("--preset", type=click.Choice(["full", "medium", "small"]), default="small", show_default=True)
 @click.option("--groups", type=int, default=1, show_default=True, help="Consecutive groups to write.")
 @click.option("--start", default="2025-10-02T00:12:00", show_default=True, help="Start of the first group (UTC).")
 @click.option("--dec", "dec_deg", type=float, default=None, help="Pointing declination (deg) [54.5734].")
@@ -250,6 +250,97 @@ def apply_cmd(ms_path) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"applied {res.set_name} ({', '.join(p.name for p in res.tables)}) to {ms_path} "
                f"in {res.timings['total']:.1f} s")
+
+
+def _image_options(kw: dict):
+    from .imaging.image import ImageOptions
+
+    return ImageOptions(backend=kw["backend"], quick=kw["quick"], skip_fits=kw["skip_fits"], imsize=kw["imsize"],
+                        cell_arcsec=kw["cell_arcsec"], niter=kw["niter"], weighting=kw["weighting"],
+                        robust=kw["robust"], threshold_jy=kw["threshold"], datacolumn=kw["datacolumn"])
+
+
+def _imaging_flags(f):
+    for opt in reversed([
+        click.option("--backend", type=click.Choice(["wsclean", "tclean"]), default=None,
+                     help="Imager (default: WSClean when installed, else tclean)."),
+        click.option("--quick", is_flag=True, help="Cap image size and iterations for a fast look."),
+        click.option("--skip-fits", is_flag=True, help="Keep the native products only."),
+        click.option("--imsize", type=int, default=None, help="Image size (pixels)."),
+        click.option("--cell-arcsec", type=float, default=None, help="Pixel size (arcsec)."),
+        click.option("--niter", type=int, default=None, help="Clean iterations."),
+        click.option("--weighting", type=click.Choice(["natural", "uniform", "briggs"]), default="briggs",
+                     show_default=True),
+        click.option("--robust", type=float, default=0.0, show_default=True),
+        click.option("--threshold", type=float, default=None, help="Stopping threshold (Jy)."),
+        click.option("--datacolumn", type=click.Choice(["auto", "data", "corrected"]), default="auto",
+                     show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+@main.command("image")
+@click.argument("ms_path", type=click.Path(exists=True, path_type=Path))
+@_imaging_flags
+def image_cmd(ms_path, **kw) -> None:
+    """Image an MS (WSClean or tclean), export FITS, run QA and record the products."""
+    from .imaging.image import ImagingError
+    from .pipeline.image_stage import image_and_record
+
+    s = _settings()
+    catalog = s.state_dir / "catalogs" / "master_sources.sqlite3"
+    try:
+        res = image_and_record(ms_path, s.products_db, _image_options(kw), catalog if catalog.is_file() else None)
+    except ImagingError as exc:
+        raise click.ClickException(str(exc)) from None
+    img = res.image
+    for w in img.warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"{img.images.backend}: {img.images.image} ({img.imsize} px x {img.cell_arcsec}\", niter "
+               f"{img.niter}, {img.datacolumn})")
+    if img.images.pbcor:
+        click.echo(f"primary-beam corrected: {img.images.pbcor}")
+    if res.qa is not None:
+        q = res.qa
+        click.echo(f"QA: rms {q.rms_jy * 1e3:.2f} mJy/beam, peak {q.peak_jy:.3f} Jy/beam, DR {q.dynamic_range:.0f}, "
+                   f"beam {q.bmaj_arcsec:.1f}\"x{q.bmin_arcsec:.1f}\", {q.n_sources} sources, "
+                   f"{q.n_matched} matched; thumbnail {q.thumbnail_path}")
+    click.echo("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in {**img.timings, **res.timings}.items()))
+
+
+@main.group("image-worker")
+def image_worker_group() -> None:
+    """Image every MS of a folder that has no image yet."""
+
+
+@image_worker_group.command("scan")
+@click.argument("ms_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_imaging_flags
+def image_worker_scan(ms_dir, **kw) -> None:
+    """Image the MSs in MS_DIR not yet in the products DB, once."""
+    from .pipeline.image_worker import scan_once
+
+    s = _settings()
+    res = scan_once(ms_dir, s.products_db, _image_options(kw))
+    click.echo(f"imaged {len(res.imaged)}, already done {res.skipped}, failed {len(res.failed)}")
+    for ms, err in res.failed.items():
+        click.echo(f"FAILED {ms}: {err}", err=True)
+
+
+@image_worker_group.command("daemon")
+@click.argument("ms_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--interval", type=float, default=30.0, show_default=True, help="Seconds between scans.")
+@_imaging_flags
+def image_worker_daemon(ms_dir, interval, **kw) -> None:
+    """Keep imaging new MSs in MS_DIR (Ctrl-C to stop)."""
+    from .pipeline.image_worker import run_daemon
+
+    s = _settings()
+    try:
+        run_daemon(ms_dir, s.products_db, _image_options(kw), interval_s=interval)
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 def _register_subgroups() -> None:

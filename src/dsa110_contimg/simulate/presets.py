@@ -82,4 +82,5 @@ def small_active_antennas(n: int = 24) -> tuple[int, ...]:
 PRESETS = {
     "full": Preset("full", full_active_antennas(), CHANNELS_PER_SUBBAND, N_INTEGRATIONS),
     "small": Preset("small", small_active_antennas(24), 6, 6),
+    "medium": Preset("medium", small_active_antennas(32), CHANNELS_PER_SUBBAND, N_INTEGRATIONS),
 }

@@ -1,0 +1,119 @@
+"""Imaging stage wiring: image an MS, run QA, record MS, image and detections in the products DB."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImagedProduct:
+    """Result of :func:`image_and_record`."""
+
+    ms_path: Path
+    """The MS imaged."""
+    image: object
+    """:class:`~dsa110_contimg.imaging.image.ImageResult`."""
+    qa: object | None
+    """:class:`~dsa110_contimg.qa.image_qa.ImageQAResult` (None with --skip-fits)."""
+    image_id: int | None
+    """Row id in ``images``."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds: image, qa, record, total."""
+
+
+def _ms_times(ms_path: Path) -> tuple[float, float, float, float]:
+    from casacore.tables import table
+
+    with table(str(ms_path), ack=False) as t:
+        times = t.getcol("TIME")
+        interval = float(t.getcell("INTERVAL", 0))
+    with table(f"{ms_path}/FIELD", ack=False) as t:
+        ra, dec = t.getcol("PHASE_DIR")[0, 0]
+    import numpy as np
+
+    t0, t1 = (times.min() - interval / 2) / 86400.0, (times.max() + interval / 2) / 86400.0
+    return t0, t1, float(np.degrees(ra) % 360), float(np.degrees(dec))
+
+
+def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, catalog_path: Path | None = None,
+                     cal_applied: bool | None = None) -> ImagedProduct:
+    """Image one MS, run image QA, and upsert ``ms_index``, ``images`` and ``detections``.
+
+    Errors of the imaging stage are recorded in ``ms_index`` (status 'failed',
+    stage 'imaging') before they are raised.
+    """
+    from ..db import products as pdb
+    from ..imaging.image import ImageOptions, image_ms
+    from ..qa.image_qa import ImageQAOptions, run_image_qa
+
+    t_all = time.perf_counter()
+    ms_path = Path(ms_path).absolute()
+    opts = opts or ImageOptions()
+    t0, t1, ra, dec = _ms_times(ms_path)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    conn = pdb.connect(products_db)
+    try:
+        pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), start_mjd=t0, end_mjd=t1, ra_deg=ra, dec_deg=dec,
+                                         stage="imaging", status="in_progress", cal_applied=cal_applied))
+        try:
+            res = image_ms(ms_path, opts)
+        except Exception as exc:
+            pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), status="failed", stage="imaging"))
+            log.error("imaging %s failed: %s", ms_path.name, exc)
+            raise
+        timings = {"image": res.timings.get("total", 0.0)}
+        qa = None
+        image_id = None
+        if res.images.image is not None and res.images.image.suffix == ".fits":
+            tq = time.perf_counter()
+            qa = run_image_qa(res.images.image, res.images.image.parent,
+                              ImageQAOptions(catalog_path=catalog_path), pbcor_fits=res.images.pbcor)
+            timings["qa"] = time.perf_counter() - tq
+            tr = time.perf_counter()
+            qa_dict = qa.to_dict()
+            qa_dict["warnings"] = res.warnings
+            image_id = pdb.upsert_image(conn, pdb.ImageRecord(
+                path=str(res.images.image), ms_path=str(ms_path), created_at=now, type="image",
+                beam_major_arcsec=qa.bmaj_arcsec, beam_minor_arcsec=qa.bmin_arcsec, beam_pa_deg=qa.bpa_deg,
+                noise_jy=qa.rms_jy, peak_jy=qa.peak_jy, dynamic_range=qa.dynamic_range, pbcor=False,
+                backend=res.images.backend, freq_hz=qa_dict.get("freq_hz"),
+                thumbnail_path=str(qa.thumbnail_path) if qa.thumbnail_path else None,
+                qa_plot_path=str(qa.qa_plot_path) if qa.qa_plot_path else None,
+                fits_path=str(res.images.image), flux_ratio_median=qa.flux_ratio_median,
+                astrometry_offset_arcsec=qa.astrometry_offset_arcsec, qa=_jsonable(qa_dict),
+                timings=res.timings, status="ok"))
+            if res.images.pbcor is not None:
+                pdb.upsert_image(conn, pdb.ImageRecord(
+                    path=str(res.images.pbcor), ms_path=str(ms_path), created_at=now, type="pbcor",
+                    beam_major_arcsec=qa.bmaj_arcsec, beam_minor_arcsec=qa.bmin_arcsec, pbcor=True,
+                    backend=res.images.backend, fits_path=str(res.images.pbcor), status="ok"))
+            pdb.replace_detections(conn, image_id, [_detection(s, m) for s, m in zip(qa.sources, qa.matches)])
+            timings["record"] = time.perf_counter() - tr
+        pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), stage="imaged", status="completed",
+                                         imagename=str(res.images.prefix), processed_at=now))
+    finally:
+        conn.close()
+    timings["total"] = time.perf_counter() - t_all
+    return ImagedProduct(ms_path, res, qa, image_id, timings)
+
+
+def _jsonable(d: dict) -> dict:
+    """Drop the per-source lists (they live in ``detections``) from the QA dict stored per image."""
+    return {k: v for k, v in d.items() if k not in ("sources", "matches")}
+
+
+def _detection(src, match):
+    from ..db.products import Detection
+
+    m = match or {}
+    return Detection(ra_deg=src.ra_deg, dec_deg=src.dec_deg, ra_err_arcsec=src.ra_err_arcsec,
+                     dec_err_arcsec=src.dec_err_arcsec, peak_jy=src.peak_jy, peak_err_jy=src.peak_err_jy,
+                     int_jy=src.int_jy, int_err_jy=src.int_err_jy, snr=src.snr,
+                     catalog_source_id=m.get("catalog_source_id"), catalog_sep_arcsec=m.get("catalog_sep_arcsec"),
+                     catalog_flux_jy=m.get("catalog_flux_jy"))
