@@ -42,8 +42,11 @@ def _chan_sum(x: np.ndarray, chan_bin: int) -> np.ndarray:
 
 
 def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 1,
-               columns: tuple[str, ...] = ("DATA", "MODEL_DATA")) -> Path:
+               columns: tuple[str, ...] = ("DATA", "MODEL_DATA"), rename: dict[str, str] | None = None) -> Path:
     """Write ``dst``: ``src`` averaged over ``time_bin`` integrations and ``chan_bin`` channels.
+
+    ``rename`` maps a source column to the column it is written to (e.g.
+    ``{"CORRECTED_DATA": "DATA"}``); the output's DATA also fills its CORRECTED_DATA.
 
     Raises
     ------
@@ -107,8 +110,9 @@ def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 
                     v = t.getcol(col, r0, n).reshape(k, nbl, -1, npol)[:, :, :nchan]
                     num = _chan_sum(np.einsum("tbcp,tbcp->bcp", v, w), chan_bin)
                     mean = np.divide(num, wsum, out=np.zeros_like(num), where=wsum > 0).astype(np.complex64)
-                    ms.putcol(col, mean, o0, nbl)
-                    if col == "DATA":
+                    out_col = (rename or {}).get(col, col)
+                    ms.putcol(out_col, mean, o0, nbl)
+                    if out_col == "DATA":
                         ms.putcol("CORRECTED_DATA", mean, o0, nbl)
                 fl = wsum <= 0
                 ms.putcol("FLAG", fl, o0, nbl)

@@ -7,6 +7,7 @@ reference (and the fallback, with a recorded warning, when WSClean is missing).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ class ImageOptions:
     """Image size cap of --quick."""
     quick_niter: int = 500
     """Iteration cap of --quick."""
+    quick_channels: int = 96
+    """--quick images the data averaged to this many channels (bandwidth smearing is acceptable for a look)."""
 
 
 @dataclass
@@ -128,6 +131,46 @@ def choose_backend(requested: str | None) -> tuple[str, str | None]:
     return "wsclean", None
 
 
+def _quick_average(ms_path: Path, column: str, channels: int, out_dir: Path) -> Path | None:
+    """Average ``column`` to about ``channels`` channels in a temporary MS (None when not worth it)."""
+    from casacore.tables import table
+
+    from ..calibration.average import AveragingNotSupported, average_ms
+
+    with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
+        nchan = int(t.getcell("NUM_CHAN", 0))
+    chan_bin = nchan // channels
+    if chan_bin < 2:
+        return None
+    dst = out_dir / f".{ms_path.stem}.quick.tmp.ms"
+    shutil.rmtree(dst, ignore_errors=True)
+    try:
+        return average_ms(ms_path, dst, 1, chan_bin, columns=(column,), rename={column: "DATA"})
+    except AveragingNotSupported as exc:
+        log.warning("%s; quick imaging at full resolution", exc)
+        shutil.rmtree(dst, ignore_errors=True)
+        return None
+
+
+def _run_backend(backend: str, ms: Path, column: str, prefix: Path, size: int, cell: float, niter: int,
+                 opts: ImageOptions) -> ImageSet:
+    if backend == "wsclean":
+        from .wsclean import WSCleanError, WSCleanOptions, run_wsclean
+
+        weight = f"briggs {opts.robust}" if opts.weighting == "briggs" else opts.weighting
+        try:
+            return run_wsclean(ms, prefix, WSCleanOptions(size=size, scale_arcsec=cell, niter=niter, weight=weight,
+                                                          threshold_jy=opts.threshold_jy, data_column=column))
+        except WSCleanError as exc:
+            raise ImagingError(str(exc)) from None
+    from .tclean import TcleanOptions, run_tclean
+
+    return run_tclean(ms, prefix, TcleanOptions(
+        imsize=size, cell_arcsec=cell, niter=niter, weighting=opts.weighting, robust=opts.robust,
+        threshold=f"{opts.threshold_jy}Jy" if opts.threshold_jy else "0mJy",
+        datacolumn="corrected" if column == "CORRECTED_DATA" else "data"), export_fits=not opts.skip_fits)
+
+
 def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResult:
     """Image one MS.
 
@@ -167,24 +210,19 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     for w in warnings:
         log.warning("%s", w)
 
+    image_src, image_col = ms_path, column
+    averaged = None
+    if opts.quick:
+        averaged = _quick_average(ms_path, column, opts.quick_channels, out_dir)
+        if averaged is not None:
+            image_src, image_col = averaged, "DATA"
+            timings["average"] = time.perf_counter() - t0 - timings["prepare"]
     t0 = time.perf_counter()
-    if backend == "wsclean":
-        from .wsclean import WSCleanError, WSCleanOptions, run_wsclean
-
-        weight = f"briggs {opts.robust}" if opts.weighting == "briggs" else opts.weighting
-        try:
-            images = run_wsclean(ms_path, prefix, WSCleanOptions(size=size, scale_arcsec=cell, niter=niter,
-                                                                 weight=weight, threshold_jy=opts.threshold_jy,
-                                                                 data_column=column))
-        except WSCleanError as exc:
-            raise ImagingError(str(exc)) from None
-    else:
-        from .tclean import TcleanOptions, run_tclean
-
-        images = run_tclean(ms_path, prefix, TcleanOptions(
-            imsize=size, cell_arcsec=cell, niter=niter, weighting=opts.weighting, robust=opts.robust,
-            threshold=f"{opts.threshold_jy}Jy" if opts.threshold_jy else "0mJy",
-            datacolumn="corrected" if column == "CORRECTED_DATA" else "data"), export_fits=not opts.skip_fits)
+    try:
+        images = _run_backend(backend, image_src, image_col, prefix, size, cell, niter, opts)
+    finally:
+        if averaged is not None:
+            shutil.rmtree(averaged, ignore_errors=True)
     timings["image"] = time.perf_counter() - t0
 
     if not opts.skip_fits:

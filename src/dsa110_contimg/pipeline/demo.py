@@ -2,7 +2,8 @@
 
 A calibrator group (3C147 transiting) and, 36 minutes later, a target group are
 simulated; both are converted, the calibrator group is solved and its tables
-registered, and the target group is calibrated from the registry.
+registered, the target group is calibrated from the registry, and both are
+imaged (quick), checked and recorded in the products database.
 """
 
 from __future__ import annotations
@@ -85,6 +86,26 @@ def run_demo(settings: Settings, preset: str = "small", fresh: bool = True) -> D
     ares = apply_calibration(tgt_res.ms_path, settings.cal_registry_db)
     out.lines.append(f"applied {ares.set_name} to the target group {tgt_res.group_id} in "
                      f"{ares.timings['total']:.1f} s (CORRECTED_DATA filled)")
+
+    from ..imaging.image import ImageOptions
+    from .image_stage import image_and_record
+
+    for ms in (cal_res.ms_path, tgt_res.ms_path):
+        prod = image_and_record(ms, settings.products_db, ImageOptions(quick=True), cal_applied=True)
+        q, img = prod.qa, prod.image
+        out.lines.append(f"imaged {ms.name} with {img.images.backend} ({img.imsize} px x {img.cell_arcsec}\", "
+                         f"{img.datacolumn}) in {img.timings['total']:.1f} s: rms {q.rms_jy * 1e3:.2f} mJy/beam, "
+                         f"peak {q.peak_jy:.3f} Jy/beam, DR {q.dynamic_range:.0f}, {q.n_sources} sources")
+        out.lines.append(f"  FITS {img.images.image.name}, pbcor {img.images.pbcor.name}, thumbnail "
+                         f"{q.thumbnail_path.name}, QA plot {q.qa_plot_path.name}")
+    from ..db import products as pdb
+
+    conn = pdb.connect(settings.products_db)
+    try:
+        n_ms, n_img = len(pdb.list_ms(conn, limit=1000)), len(pdb.list_images(conn, limit=1000))
+    finally:
+        conn.close()
+    out.lines.append(f"products DB {settings.products_db}: {n_ms} MS rows, {n_img} image rows")
     return out
 
 
