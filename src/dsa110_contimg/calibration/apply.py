@@ -38,11 +38,12 @@ class ApplyResult:
 
 
 def register_solution(res: CalibrateResult, registry_db: str | Path, span_hours: float = 12.0,
-                      set_name: str | None = None) -> str:
+                      set_name: str | None = None, replace: bool = True) -> str:
     """Register the tables of one solve as a set valid from the calibrator transit for ``span_hours``.
 
     The window also covers the calibrator group itself (it starts at the earlier of the
-    transit and the group's start).
+    transit and the group's start).  A set of the same name (an earlier solve of the same
+    MS, whose tables were just overwritten) is replaced when ``replace`` is True.
 
     Returns
     -------
@@ -61,6 +62,8 @@ def register_solution(res: CalibrateResult, registry_db: str | Path, span_hours:
     start = min(res.transit_mjd, ms_time_range_and_dec(res.ms_path)[0])
     conn = reg.connect(registry_db)
     try:
+        if replace and reg.delete_set(conn, name):
+            log.info("replaced the earlier calibration set %s", name)
         reg.register_set(conn, name, entries, valid_start_mjd=start,
                          valid_end_mjd=res.transit_mjd + span_hours / 24.0, cal_field=res.calibrator,
                          refant=res.refant, source_ms_path=str(res.ms_path),

@@ -352,6 +352,18 @@ def get_set(conn: sqlite3.Connection, set_name: str) -> CalSet:
     return _rows_to_sets(rows)[0]
 
 
+def delete_set(conn: sqlite3.Connection, set_name: str) -> int:
+    """Remove every row of ``set_name`` (used when a solve is redone and its tables overwritten).
+
+    Returns
+    -------
+    int
+        Rows removed (0 when the set does not exist).
+    """
+    with _transaction(conn):
+        return conn.execute("DELETE FROM caltables WHERE set_name = ?", (set_name,)).rowcount
+
+
 def list_sets(conn: sqlite3.Connection, status: str | None = None) -> list[CalSet]:
     """Return the sets, ordered by validity start then name.
 

@@ -21,6 +21,8 @@ class MSGeometry:
 
     max_uv_m: float
     """Longest projected baseline (m)."""
+    p90_uv_m: float
+    """90th percentile of the projected baseline lengths (m): sets the synthesized beam."""
     freq_min_hz: float
     """Lowest channel frequency."""
     freq_max_hz: float
@@ -36,14 +38,15 @@ def read_geometry(ms_path: str | Path) -> MSGeometry:
     from casacore.tables import table, taql
 
     with table(str(ms_path), ack=False) as t:
-        sub = taql("SELECT gmax(sqrt(sumsqr(UVW[:2]))) AS UV, gmin(TIME) AS T0, gmax(TIME) AS T1, "
-                   "gmax(INTERVAL) AS DT FROM $t WHERE ANTENNA1 != ANTENNA2 AND NOT FLAG_ROW")
-        uv, t0, t1, dt = (float(sub.getcol(c)[0]) for c in ("UV", "T0", "T1", "DT"))
+        sub = taql("SELECT UVW, TIME, INTERVAL FROM $t WHERE ANTENNA1 != ANTENNA2 AND NOT FLAG_ROW")
+        uvw, times, dt = sub.getcol("UVW"), sub.getcol("TIME"), float(np.max(sub.getcol("INTERVAL")))
+    uvd = np.hypot(uvw[:, 0], uvw[:, 1])
+    uv, p90, t0, t1 = float(uvd.max()), float(np.percentile(uvd, 90)), float(times.min()), float(times.max())
     with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
         f = t.getcell("CHAN_FREQ", 0)
     with table(f"{ms_path}/FIELD", ack=False) as t:
         dec = float(t.getcol("PHASE_DIR")[0, 0, 1])
-    return MSGeometry(uv, float(f.min()), float(f.max()), t1 - t0 + dt, dec)
+    return MSGeometry(uv, p90, float(f.min()), float(f.max()), t1 - t0 + dt, dec)
 
 
 def pb_radius_rad(level: float, freq_hz: float, diameter_m: float = DISH_DIAMETER_M) -> float:
@@ -67,10 +70,12 @@ def default_cell_and_size(geom: MSGeometry, pb_level: float = 0.1, oversample: f
     """Cell (arcsec) about a quarter of the synthesized beam, and an image size covering the
     drift-scan primary beam down to ``pb_level`` at the lowest frequency.
 
-    The synthesized beam is taken as lambda_min / B_max; the field is the primary-beam
-    radius plus half the distance the sky drifts through the beam during the group.
+    The synthesized beam is taken as lambda_min / B_90 with B_90 the 90th percentile of the
+    projected baseline lengths (a few long outrigger baselines do not set the beam of the
+    weighted image); the field is the primary-beam radius plus half the distance the sky
+    drifts through the beam during the group.
     """
-    beam = SPEED_OF_LIGHT / geom.freq_max_hz / max(geom.max_uv_m, 1.0)
+    beam = SPEED_OF_LIGHT / geom.freq_max_hz / max(geom.p90_uv_m, 1.0)
     cell = float(np.degrees(beam / oversample) * 3600)
     cell = max(0.1, np.floor(cell * 10) / 10)
     drift = np.radians(geom.duration_s * 360.98564736629 / 86400.0) * np.cos(geom.dec_rad)

@@ -134,7 +134,7 @@ def write_pbcor(image_fits: str | Path, out_fits: str | Path, info: ObservationI
         data = hdul[0].data.astype(np.float32)
         h = hdul[0].header.copy()
     corr = np.where(pb >= cutoff, data / np.maximum(pb, cutoff), np.nan).astype(np.float32)
-    h["PBCOR"] = (True, "divided by the drift-scan Airy beam (dsa110_contimg.beam)")
+    h["PBCOR"] = (True, "divided by the drift-scan Airy beam")
     h["PBCUTOFF"] = cutoff
     fits.PrimaryHDU(corr, h).writeto(out_fits, overwrite=True)
     return Path(out_fits)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import Settings
@@ -59,6 +59,8 @@ def run_demo(settings: Settings, preset: str = "small", fresh: bool = True) -> D
     if fresh and root.exists():
         shutil.rmtree(root)
     incoming.mkdir(parents=True, exist_ok=True)
+    # the demo keeps its databases with its data, so that a rerun starts afresh
+    settings = replace(settings, cal_registry_db=root / "cal_registry.sqlite3", products_db=root / "products.sqlite3")
     out = DemoResult(incoming_dir=incoming)
     t0 = time.perf_counter()
     sim = simulate(SimulateOptions(output_dir=incoming, preset=preset, groups=TARGET_GROUP + 1, n_sources=8,
@@ -83,9 +85,10 @@ def run_demo(settings: Settings, preset: str = "small", fresh: bool = True) -> D
                      + ", ".join(f"{k} {v:.1f}s" for k, v in cres.timings.items() if k in ("K", "B", "G", "total"))
                      + f"; registered set {set_name} in {settings.cal_registry_db}")
     out.lines.append("  solution plots: " + ", ".join(str(p) for p in cres.plots))
-    ares = apply_calibration(tgt_res.ms_path, settings.cal_registry_db)
-    out.lines.append(f"applied {ares.set_name} to the target group {tgt_res.group_id} in "
-                     f"{ares.timings['total']:.1f} s (CORRECTED_DATA filled)")
+    for r in (cal_res, tgt_res):
+        ares = apply_calibration(r.ms_path, settings.cal_registry_db)
+        out.lines.append(f"applied {ares.set_name} to {r.group_id} in {ares.timings['total']:.1f} s "
+                         "(CORRECTED_DATA filled)")
 
     from ..imaging.image import ImageOptions
     from .image_stage import image_and_record
