@@ -151,3 +151,25 @@ def test_writer_choice():
     assert choose_writer("monolithic", 16, True) == "direct-subband"  # partial groups keep their gap
     with pytest.raises(ValueError):
         choose_writer("fastest", 16, False)
+
+
+def test_phase_per_integration(small_cal_group, antpos_csv, tmp_path):
+    from dsa110_contimg.geometry import meridian_j2000
+
+    res = _convert(small_cal_group.files[0].parent, tmp_path / "ppi", "direct-subband", antpos_csv,
+                   phase_per_integration=True)
+    truth = GroupTruth.from_json(small_cal_group.truth_path)
+    with table(str(res.ms_path / "FIELD"), ack=False) as t:
+        names, dirs = list(t.getcol("NAME")), t.getcol("PHASE_DIR")[:, 0, :]
+    assert names == [f"meridian_icrs_t{i}" for i in range(6)]
+    want = meridian_j2000(np.radians(truth.pointing_dec_deg), truth.times_mjd, np.radians(truth.fringestop_lon_deg))
+    np.testing.assert_allclose(dirs, want, atol=1e-9)
+    with table(str(res.ms_path), ack=False) as t:
+        fid, tm = t.getcol("FIELD_ID"), t.getcol("TIME")
+    for i, tt in enumerate(np.unique(tm)):
+        assert np.all(fid[tm == tt] == i)
+    # the calibrator (at the meridian mid-group) keeps its flux on the short baselines of its own integration
+    with table(str(res.ms_path), ack=False) as t:
+        sel = (fid == 3) & (t.getcol("ANTENNA1") != t.getcol("ANTENNA2"))
+        amp = np.abs(t.getcol("DATA")[sel]).mean()
+    assert amp == pytest.approx(truth.sources[0]["apparent_flux_jy"], rel=0.1)

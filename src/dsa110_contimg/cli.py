@@ -103,8 +103,9 @@ def simulate_cmd(output_dir, **kw) -> None:
 @click.option("--skip-existing", is_flag=True, help="Skip groups whose MS exists.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be converted.")
 @click.option("--phase-per-integration", is_flag=True, help="One field per integration (meridian_icrs_tN).")
+@click.option("--calibrator", default=None, help="Phase to this bundled calibrator (a calibrator MS).")
 def convert_cmd(input_dir, output_dir, start, end, writer, stage_dir, tolerance_s, expected_subbands,
-                allow_partial, skip_existing, dry_run, phase_per_integration) -> None:
+                allow_partial, skip_existing, dry_run, phase_per_integration, calibrator) -> None:
     """Convert UVH5 subband groups in INPUT_DIR into Measurement Sets in OUTPUT_DIR."""
     from .casa_env import prepare_casa
     from .conversion.convert import ConvertOptions, convert_directory
@@ -117,6 +118,14 @@ def convert_cmd(input_dir, output_dir, start, end, writer, stage_dir, tolerance_
                           allow_partial=allow_partial, skip_existing=skip_existing, dry_run=dry_run,
                           phase_per_integration=phase_per_integration, antpos_csv=s.antpos_csv,
                           telescope_name=s.telescope_name)
+    if calibrator:
+        from .calibration.calibrators import lookup_calibrator
+
+        try:
+            cal = lookup_calibrator(calibrator)
+        except KeyError as exc:
+            raise click.ClickException(str(exc)) from None
+        opts.phase_center_deg, opts.field_name = (cal.ra_deg, cal.dec_deg), cal.name
     results = convert_directory(input_dir, opts, start, end)
     if not results:
         click.echo(f"no subband groups found in {input_dir}")
