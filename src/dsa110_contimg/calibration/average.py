@@ -42,7 +42,7 @@ def _chan_sum(x: np.ndarray, chan_bin: int) -> np.ndarray:
 
 
 def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 1,
-               columns: tuple[str, ...] = ("DATA", "MODEL_DATA"), rename: dict[str, str] | None = None) -> Path:
+               columns: tuple[str, ...] = ("DATA",), rename: dict[str, str] | None = None) -> Path:
     """Write ``dst``: ``src`` averaged over ``time_bin`` integrations and ``chan_bin`` channels.
 
     ``rename`` maps a source column to the column it is written to (e.g.

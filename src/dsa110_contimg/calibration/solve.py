@@ -196,20 +196,24 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
     for p in names.values():
         shutil.rmtree(p, ignore_errors=True)
 
-    if opts.write_model:
-        from .model import write_point_model
-
-        t0 = time.perf_counter()
-        write_point_model(ms_path, cal.name, cal.ra_deg, cal.dec_deg, cal.flux_at, cal.model_name)
-        timings["model"] = time.perf_counter() - t0
-    from .model import flag_for_calibration
+    from .model import flag_for_calibration, write_point_model
 
     t0 = time.perf_counter()
     flag_info = flag_for_calibration(ms_path, opts.min_baseline_m)
     timings["flag"] = time.perf_counter() - t0
     refant, note = choose_refant(ms_path, opts.refant)
 
+    # Solve on a copy averaged to the gain interval.  Its MODEL_DATA is written (and checked)
+    # directly; the full-resolution MS gets the same model in a background thread while CASA solves.
     solve_ms, gain_solint = _averaged_copy(ms_path, opts, timings)
+    model_args = (cal.name, cal.ra_deg, cal.dec_deg, cal.flux_at, cal.model_name)
+    background = None
+    if opts.write_model:
+        t0 = time.perf_counter()
+        write_point_model(solve_ms, *model_args)
+        timings["model"] = time.perf_counter() - t0
+    if opts.write_model and solve_ms != ms_path:
+        background = _Background(write_point_model, ms_path, *model_args)
     if solve_ms != ms_path:
         field_sel = _field_selection(solve_ms, opts.field)
     common = dict(vis=str(solve_ms), field=field_sel, refant=refant, minsnr=opts.minsnr, uvrange=opts.uvrange)
@@ -244,6 +248,10 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
     finally:
         if solve_ms != ms_path:
             shutil.rmtree(solve_ms, ignore_errors=True)
+        if background is not None:
+            t0 = time.perf_counter()
+            background.join()
+            timings["model_full_wait"] = time.perf_counter() - t0
     res = CalibrateResult(ms_path=ms_path, tables=tables, refant=refant, refant_note=note, calibrator=cal.name,
                           transit_mjd=transit.transit_mjd, field=opts.field, timings=timings,
                           solver_params={**params, "casatasks": casatasks.version_string()})
@@ -283,13 +291,37 @@ def _averaged_copy(ms_path: Path, opts: CalibrateOptions, timings: dict) -> tupl
     dst = ms_path.with_name(ms_path.name + ".avg.tmp")
     shutil.rmtree(dst, ignore_errors=True)
     try:
-        average_ms(ms_path, dst, tbin, cbin)
+        # without --write-model the MS's own MODEL_DATA is averaged with the data
+        average_ms(ms_path, dst, tbin, cbin, columns=("DATA",) if opts.write_model else ("DATA", "MODEL_DATA"))
     except AveragingNotSupported as exc:
         log.warning("%s; solving on the full-resolution MS", exc)
         shutil.rmtree(dst, ignore_errors=True)
         return ms_path, opts.gain_solint
     timings["average"] = time.perf_counter() - t0
     return dst, "int"
+
+
+class _Background:
+    """Run a function in a thread; :meth:`join` re-raises its exception."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self.error: BaseException | None = None
+
+        def run():
+            try:
+                fn(*args)
+            except BaseException as exc:  # re-raised in join()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _require(path: Path, what: str) -> None:
