@@ -11,16 +11,11 @@ Usage: .venv/bin/python benchmarks/bench_image.py [--input MS]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CSV = REPO.parent / "shared/data/DSA110_Station_Coordinates.csv"
+from bench_common import full_group_ms, run_child, work_dir
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -42,29 +37,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--input", type=Path, default=None, help="a full-size MS")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench_img_", dir=str(REPO / "state") if (REPO / "state").is_dir() else None))
-    env = dict(os.environ, PIPELINE_STATE_DIR=str(work / "state"))
-    os.environ.update(env)
+    work, env = work_dir("bench_img_")
     try:
-        ms = args.input
-        if ms is None:
-            from dsa110_contimg.casa_env import prepare_casa
-            from dsa110_contimg.conversion.convert import ConvertOptions, convert_directory
-            from dsa110_contimg.simulate.core import SimulateOptions, simulate
-
-            prepare_casa(work / "state")
-            simulate(SimulateOptions(output_dir=work / "in", preset="full", n_sources=20, gains=False,
-                                     antpos_csv=CSV, seed=3))
-            ms = convert_directory(work / "in", ConvertOptions(output_dir=work / "ms", antpos_csv=CSV))[0].ms_path
-            shutil.rmtree(work / "in")
+        ms = args.input or full_group_ms(work, seed=3, n_sources=20, gains=False)
         print(f"bench_image: full-size group {ms.name}, {os.cpu_count()} cores, quick imaging (same size and niter)")
         walls = {}
         for backend in ("wsclean", "tclean"):
-            p = subprocess.run([sys.executable, "-c", CHILD, str(ms), backend, str(work / backend)],
-                               capture_output=True, text=True, env=env)
-            if p.returncode != 0:
-                raise SystemExit(f"{backend} failed:\n{p.stderr[-3000:]}")
-            r = json.loads(p.stdout.strip().splitlines()[-1])
+            r = run_child(CHILD, [str(ms), backend, str(work / backend)], env, backend)
             walls[backend] = r["timings"]["image"]
             rss = max(r["rss_gb"], r["rss_self_gb"])
             print(f"  {backend:8s}: image {r['timings']['image']:6.1f} s, whole stage {r['wall']:6.1f} s "
