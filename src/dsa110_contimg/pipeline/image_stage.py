@@ -55,12 +55,9 @@ def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, ca
     t_all = time.perf_counter()
     ms_path = Path(ms_path).absolute()
     opts = opts or ImageOptions()
-    t0, t1, ra, dec = _ms_times(ms_path)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     conn = pdb.connect(products_db)
     try:
-        pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), start_mjd=t0, end_mjd=t1, ra_deg=ra, dec_deg=dec,
-                                         stage="imaging", status="in_progress", cal_applied=cal_applied))
+        record_ms(conn, ms_path, "imaging", "in_progress", cal_applied)
         try:
             res = image_ms(ms_path, opts)
         except Exception as exc:
@@ -76,31 +73,51 @@ def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, ca
                               ImageQAOptions(catalog_path=catalog_path), pbcor_fits=res.images.pbcor)
             timings["qa"] = time.perf_counter() - tq
             tr = time.perf_counter()
-            qa_dict = qa.to_dict()
-            qa_dict["warnings"] = res.warnings
-            image_id = pdb.upsert_image(conn, pdb.ImageRecord(
-                path=str(res.images.image), ms_path=str(ms_path), created_at=now, type="image",
-                beam_major_arcsec=qa.bmaj_arcsec, beam_minor_arcsec=qa.bmin_arcsec, beam_pa_deg=qa.bpa_deg,
-                noise_jy=qa.rms_jy, peak_jy=qa.peak_jy, dynamic_range=qa.dynamic_range, pbcor=False,
-                backend=res.images.backend, freq_hz=qa_dict.get("freq_hz"),
-                thumbnail_path=str(qa.thumbnail_path) if qa.thumbnail_path else None,
-                qa_plot_path=str(qa.qa_plot_path) if qa.qa_plot_path else None,
-                fits_path=str(res.images.image), flux_ratio_median=qa.flux_ratio_median,
-                astrometry_offset_arcsec=qa.astrometry_offset_arcsec, qa=_jsonable(qa_dict),
-                timings=res.timings, status="ok"))
-            if res.images.pbcor is not None:
-                pdb.upsert_image(conn, pdb.ImageRecord(
-                    path=str(res.images.pbcor), ms_path=str(ms_path), created_at=now, type="pbcor",
-                    beam_major_arcsec=qa.bmaj_arcsec, beam_minor_arcsec=qa.bmin_arcsec, pbcor=True,
-                    backend=res.images.backend, fits_path=str(res.images.pbcor), status="ok"))
-            pdb.replace_detections(conn, image_id, [_detection(s, m) for s, m in zip(qa.sources, qa.matches)])
+            image_id = record_image(conn, ms_path, res, qa)
             timings["record"] = time.perf_counter() - tr
-        pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), stage="imaged", status="completed",
-                                         imagename=str(res.images.prefix), processed_at=now))
+        record_ms(conn, ms_path, "imaged", "completed", imagename=str(res.images.prefix))
     finally:
         conn.close()
     timings["total"] = time.perf_counter() - t_all
     return ImagedProduct(ms_path, res, qa, image_id, timings)
+
+
+def record_image(conn, ms_path: Path, res, qa) -> int:
+    """Upsert the image (and its pbcor twin) and replace its detections; returns the image id."""
+    from ..db import products as pdb
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    qa_dict = qa.to_dict()
+    qa_dict["warnings"] = res.warnings
+    image_id = pdb.upsert_image(conn, pdb.ImageRecord(
+        path=str(res.images.image), ms_path=str(ms_path), created_at=now, type="image",
+        beam_major_arcsec=qa.bmaj_arcsec, beam_minor_arcsec=qa.bmin_arcsec, beam_pa_deg=qa.bpa_deg,
+        noise_jy=qa.rms_jy, peak_jy=qa.peak_jy, dynamic_range=qa.dynamic_range, pbcor=False,
+        backend=res.images.backend, freq_hz=qa_dict.get("freq_hz"),
+        thumbnail_path=str(qa.thumbnail_path) if qa.thumbnail_path else None,
+        qa_plot_path=str(qa.qa_plot_path) if qa.qa_plot_path else None,
+        fits_path=str(res.images.image), flux_ratio_median=qa.flux_ratio_median,
+        astrometry_offset_arcsec=qa.astrometry_offset_arcsec, qa=_jsonable(qa_dict),
+        timings=res.timings, status="ok"))
+    if res.images.pbcor is not None:
+        pdb.upsert_image(conn, pdb.ImageRecord(
+            path=str(res.images.pbcor), ms_path=str(ms_path), created_at=now, type="pbcor",
+            beam_major_arcsec=qa.bmaj_arcsec, beam_minor_arcsec=qa.bmin_arcsec, pbcor=True,
+            backend=res.images.backend, fits_path=str(res.images.pbcor), status="ok"))
+    pdb.replace_detections(conn, image_id, [_detection(s, m) for s, m in zip(qa.sources, qa.matches)])
+    return image_id
+
+
+def record_ms(conn, ms_path: Path, stage: str, status: str, cal_applied: bool | None = None,
+              imagename: str | None = None) -> None:
+    """Upsert the MS row with its times, phase centre, stage and status."""
+    from ..db import products as pdb
+
+    t0, t1, ra, dec = _ms_times(ms_path)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), start_mjd=t0, end_mjd=t1, ra_deg=ra, dec_deg=dec,
+                                     stage=stage, status=status, cal_applied=cal_applied, imagename=imagename,
+                                     processed_at=now if status == "completed" else None))
 
 
 def _jsonable(d: dict) -> dict:
