@@ -352,6 +352,101 @@ def image_worker_daemon(ms_dir, interval, **kw) -> None:
         click.echo("stopped")
 
 
+@main.command("stream")
+@click.option("--input-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Incoming folder [PIPELINE_INCOMING_DIR].")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Products folder [PIPELINE_OUTPUT_DIR].")
+@click.option("--workers", type=int, default=1, show_default=True, help="Groups processed at once.")
+@click.option("--scheduler", default=None, help="Existing Dask scheduler (tcp://host:8786).")
+@click.option("--executor", type=click.Choice(["dask", "inline"]), default="dask", show_default=True)
+@click.option("--poll", "poll_interval_s", type=float, default=1.0, show_default=True, help="Loop period (s).")
+@click.option("--no-inotify", is_flag=True, help="Poll only (network filesystems).")
+@click.option("--group-timeout-s", type=float, default=2 * 309.24, show_default=True)
+@click.option("--max-retries", type=int, default=3, show_default=True)
+@click.option("--until-idle", is_flag=True, help="Exit when every group is completed or failed.")
+def stream_cmd(input_dir, output_dir, workers, scheduler, executor, poll_interval_s, no_inotify, group_timeout_s,
+               max_retries, until_idle) -> None:
+    """Watch the incoming folder and process every group exactly once (convert, calibrate, apply, image)."""
+    from .casa_env import prepare_casa
+    from .pipeline.stream import StreamDaemon, StreamOptions
+
+    s = _settings()
+    prepare_casa(s.state_dir)
+    opts = StreamOptions(input_dir=input_dir or s.incoming_dir, output_dir=output_dir or s.output_dir,
+                         workers=workers, scheduler=scheduler, executor=executor, poll_interval_s=poll_interval_s,
+                         use_inotify=not no_inotify, group_timeout_s=group_timeout_s, max_retries=max_retries)
+    click.echo(f"watching {opts.input_dir} -> {opts.output_dir} ({executor}, {workers} worker(s))")
+    try:
+        stats = StreamDaemon(opts, s).run(until_idle=until_idle)
+    except KeyboardInterrupt:
+        click.echo("stopped")
+        return
+    click.echo(f"completed {len(stats.completed)}, failed {len(stats.failed)}")
+
+
+@main.group("queue")
+def queue_group() -> None:
+    """Inspect and nudge the ingest queue."""
+
+
+@queue_group.command("status")
+@click.option("--limit", type=int, default=20, show_default=True)
+def queue_status(limit) -> None:
+    """Counts by state and the most recent groups."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .db import queue as q
+
+    conn = q.connect(_settings().queue_db)
+    try:
+        counts, groups = q.counts_by_state(conn), q.list_groups(conn, limit=limit)
+        hb = q.get_heartbeat(conn, "stream")
+    finally:
+        conn.close()
+    click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+    if hb is not None:
+        click.echo(f"daemon heartbeat: {hb.updated_at} (pid {hb.pid} on {hb.host})")
+    table = Table()
+    for col in ("group", "state", "stage", "subbands", "retries", "error"):
+        table.add_column(col)
+    for g in groups:
+        table.add_row(g.group_id, g.state, g.processing_stage or "", f"{len(g.files)}/{g.expected_subbands}",
+                      str(g.retry_count), (g.error or "")[:60])
+    Console().print(table)
+
+
+@queue_group.command("retry")
+@click.argument("group_id")
+@click.option("--restart", is_flag=True, help="Start again from the first stage.")
+def queue_retry(group_id, restart) -> None:
+    """Put a failed or held group back into the queue."""
+    from .db import queue as q
+
+    conn = q.connect(_settings().queue_db)
+    try:
+        q.retry(conn, group_id, restart=restart)
+    except q.QueueDBError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+    click.echo(f"{group_id} re-queued")
+
+
+@queue_group.command("reset-stale")
+def queue_reset_stale() -> None:
+    """Put groups left in progress (by a crashed daemon) back to pending."""
+    from .db import queue as q
+
+    conn = q.connect(_settings().queue_db)
+    try:
+        groups = q.reset_stale(conn)
+    finally:
+        conn.close()
+    click.echo(f"re-queued {len(groups)} group(s)" + (": " + ", ".join(groups) if groups else ""))
+
+
 def _register_subgroups() -> None:
     from .catalog.cli import catalog
     from .db.cal_registry_cli import caltables

@@ -9,6 +9,7 @@ restart resumes a group from its last finished stage.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -68,7 +69,7 @@ class DaemonStats:
 class _Inline:
     """An executor with the Dask ``submit`` interface that runs in-process."""
 
-    def submit(self, fn, *args, **kw) -> Future:
+    def submit(self, fn, *args, pure: bool = False, **kw) -> Future:
         f: Future = Future()
         try:
             f.set_result(fn(*args, **kw))
@@ -214,15 +215,16 @@ class StreamDaemon:
         if stage is None:
             self._finish(conn, group_id)
             return
-        ex = self.executor
+        # pure=False: a retried stage (same arguments) must run again, not return Dask's cached failure
+        submit = functools.partial(self.executor.submit, pure=False)
         if stage == "converted":
-            fut = ex.submit(chain.stage_convert, group_id, files, self.cfg)
+            fut = submit(chain.stage_convert, group_id, files, self.cfg)
         elif stage == "calibrated":
-            fut = ex.submit(chain.stage_calibrate, group_id, ms, calibrator)
+            fut = submit(chain.stage_calibrate, group_id, ms, calibrator)
         elif stage == "applied":
-            fut = ex.submit(chain.stage_apply, group_id, ms, self.cfg)
+            fut = submit(chain.stage_apply, group_id, ms, self.cfg)
         else:
-            fut = ex.submit(chain.stage_image, group_id, ms, self.cfg)
+            fut = submit(chain.stage_image, group_id, ms, self.cfg)
         self.running[group_id] = (stage, fut, files)
 
     @staticmethod

@@ -1,0 +1,71 @@
+"""Crash test: the daemon is killed with SIGKILL at random moments and restarted; every group ends
+completed exactly once, with no duplicate products and no staging files left."""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dsa110_contimg.config import load_settings
+from dsa110_contimg.simulate.core import SimulateOptions, simulate
+
+N_GROUPS = 4
+N_KILLS = 20
+
+
+def test_sigkill_restarts(tmp_path, antpos_csv):
+    from dsa110_contimg.db import cal_registry as reg
+    from dsa110_contimg.db import products as pdb
+    from dsa110_contimg.db import queue as q
+
+    sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=N_GROUPS, calibrator="3C147",
+                                   n_sources=4, antpos_csv=antpos_csv, seed=23))
+    env = dict(os.environ, PIPELINE_STATE_DIR=str(tmp_path / "state"), PIPELINE_ANTPOS_CSV=str(antpos_csv),
+               PIPELINE_INCOMING_DIR=str(tmp_path / "incoming"), PIPELINE_OUTPUT_DIR=str(tmp_path / "out"),
+               PIPELINE_STAGE_DIR=str(tmp_path / "stage"))
+    s = load_settings(env)
+    for g in sim.groups:
+        for p in g.files:
+            shutil.copy(p, s.incoming_dir / p.name)
+    exe = Path(sys.executable).with_name("contimg")
+    cmd = [str(exe), "stream", "--executor", "inline", "--poll", "0.1", "--no-inotify", "--until-idle"]
+    rng = random.Random(5)
+    kills = 0
+    deadline = time.monotonic() + 600
+    while kills < N_KILLS and time.monotonic() < deadline:
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 6.0))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+        else:
+            break  # finished before we could kill it: everything is done
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert kills == N_KILLS, kills  # killed at random moments 20 times before the final run
+
+    conn = q.connect(s.queue_db)
+    groups = q.list_groups(conn)
+    conn.close()
+    assert len(groups) == N_GROUPS
+    assert all(g.state == "completed" for g in groups), [(g.group_id, g.state, g.error) for g in groups]
+    pconn = pdb.connect(s.products_db)
+    ms_rows, images = pdb.list_ms(pconn, limit=100), pdb.list_images(pconn, limit=100)
+    pconn.close()
+    assert len(ms_rows) == N_GROUPS and all(r.status == "completed" for r in ms_rows)
+    assert len(images) == 2 * N_GROUPS and len({i.path for i in images}) == 2 * N_GROUPS
+    rconn = reg.connect(s.cal_registry_db)
+    assert len(reg.list_sets(rconn)) == 1
+    rconn.close()
+    leftovers = [p for root in (Path(s.stage_dir), Path(s.output_dir)) for p in root.glob("*")
+                 if p.name.startswith("contimg-stage-") or ".tmp" in p.name]
+    assert leftovers == []
+    assert len(list(Path(s.output_dir).glob("*.ms"))) == N_GROUPS
+    assert not (s.incoming_dir.parent / "quarantine").exists()
