@@ -146,18 +146,38 @@ def convert_cmd(input_dir, output_dir, start, end, writer, stage_dir, tolerance_
 
 
 @main.command("demo")
-@click.option("--preset", type=click.Choice(["full", "small"]), default="small", show_default=True)
-def demo_cmd(preset: str) -> None:
-    """Run the pipeline demo on simulated data in the state folder."""
+@click.option("--preset", type=click.Choice(["full", "medium", "small"]), default="small", show_default=True)
+@click.option("--groups", type=int, default=4, show_default=True, help="Groups to simulate and stream.")
+@click.option("--executor", type=click.Choice(["dask", "inline"]), default="dask", show_default=True)
+def demo_cmd(preset: str, groups: int, executor: str) -> None:
+    """Simulate a few groups (the first with a calibrator), stream them through the pipeline, summarise."""
+    from rich.console import Console
+    from rich.table import Table
+
     from .pipeline.demo import run_demo
 
     s = _settings()
     if s.antpos_csv is None:
         raise click.ClickException("set PIPELINE_ANTPOS_CSV to the station coordinates CSV for the demo")
-    res = run_demo(s, preset=preset)
-    click.echo("== demo summary")
-    for line in res.lines:
-        click.echo(line)
+    res = run_demo(s, preset=preset, n_groups=groups, executor=executor)
+    table = Table(title="dsa110-contimg demo")
+    for col in ("group", "state", "stage", "convert s", "calibrate s", "apply s", "image s", "latency s",
+                "rms mJy/bm", "sources found/injected", "image"):
+        table.add_column(col)
+
+    def f(v):
+        return "" if v is None else f"{v:.1f}"
+
+    for r in res.rows:
+        table.add_row(r["group"], r["state"], r["stage"], f(r["convert_s"]), f(r["calibrate_s"] or None),
+                      f(r["apply_s"]), f(r["image_s"]), f(r["latency_s"]),
+                      f"{r['rms_mjy']:.2f}" if r["rms_mjy"] else "", f"{r['found']}/{r['injected']}",
+                      Path(r["image"]).name if r["image"] else r["error"][:50])
+    Console(width=200).print(table)
+    click.echo(f"products: {res.settings.output_dir}")
+    click.echo(f"databases: {res.settings.queue_db}, {res.settings.products_db}, {res.settings.cal_registry_db}")
+    if res.failed:
+        raise SystemExit(f"{res.failed} group(s) failed")
 
 
 @main.group("calibrators")
