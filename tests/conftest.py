@@ -46,3 +46,4 @@ def small_cal_group(tmp_path_factory, antpos_csv):
     res = simulate(SimulateOptions(output_dir=out / "incoming", preset="small", calibrator="0834+555",
                                    sources_csv=src_csv, noise=False, gains=False, antpos_csv=antpos_csv, seed=3))
     return res.groups[0]
+

@@ -1,7 +1,8 @@
-"""Test helpers: tclean an MS and measure point sources with CASA's imfit."""
+"""Test helpers: tclean an MS, measure point sources with CASA's imfit, a self-contained pipeline environment."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -55,3 +56,10 @@ def offset_arcsec(ra1, dec1, ra2, dec2) -> float:
     from dsa110_contimg.beam import angular_separation
 
     return float(np.degrees(angular_separation(*np.radians([ra1, dec1, ra2, dec2]))) * 3600)
+
+
+def pipeline_env(root: Path, antpos_csv: Path) -> dict:
+    """Environment of a self-contained pipeline under ``root`` (state, incoming, products, stage)."""
+    return dict(os.environ, PIPELINE_STATE_DIR=str(root / "state"), PIPELINE_ANTPOS_CSV=str(antpos_csv),
+                PIPELINE_INCOMING_DIR=str(root / "incoming"), PIPELINE_OUTPUT_DIR=str(root / "out"),
+                PIPELINE_STAGE_DIR=str(root / "stage"))

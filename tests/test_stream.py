@@ -12,6 +12,8 @@ from dsa110_contimg.config import load_settings
 from dsa110_contimg.simulate.core import SimulateOptions, simulate
 from dsa110_contimg.simulate.truth import GroupTruth
 
+from imaging_helpers import pipeline_env
+
 
 @pytest.fixture(scope="module")
 def sim_groups(tmp_path_factory, antpos_csv):
@@ -22,10 +24,7 @@ def sim_groups(tmp_path_factory, antpos_csv):
 
 
 def _settings(tmp_path, antpos_csv):
-    env = {"PIPELINE_STATE_DIR": str(tmp_path / "state"), "PIPELINE_ANTPOS_CSV": str(antpos_csv),
-           "PIPELINE_INCOMING_DIR": str(tmp_path / "incoming"), "PIPELINE_OUTPUT_DIR": str(tmp_path / "out"),
-           "PIPELINE_STAGE_DIR": str(tmp_path / "stage")}
-    return load_settings(env)
+    return load_settings(pipeline_env(tmp_path, antpos_csv))
 
 
 def test_stream_end_to_end(sim_groups, tmp_path, antpos_csv):

@@ -15,6 +15,8 @@ import pytest
 from dsa110_contimg.config import load_settings
 from dsa110_contimg.simulate.core import SimulateOptions, simulate
 
+from imaging_helpers import pipeline_env
+
 N_GROUPS = 4
 N_KILLS = 20
 
@@ -26,9 +28,7 @@ def test_sigkill_restarts(tmp_path, antpos_csv):
 
     sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=N_GROUPS, calibrator="3C147",
                                    n_sources=4, antpos_csv=antpos_csv, seed=23))
-    env = dict(os.environ, PIPELINE_STATE_DIR=str(tmp_path / "state"), PIPELINE_ANTPOS_CSV=str(antpos_csv),
-               PIPELINE_INCOMING_DIR=str(tmp_path / "incoming"), PIPELINE_OUTPUT_DIR=str(tmp_path / "out"),
-               PIPELINE_STAGE_DIR=str(tmp_path / "stage"))
+    env = pipeline_env(tmp_path, antpos_csv)
     s = load_settings(env)
     for g in sim.groups:
         for p in g.files:

@@ -13,6 +13,8 @@ import pytest
 from dsa110_contimg.config import load_settings
 from dsa110_contimg.simulate.core import SimulateOptions, simulate
 
+from imaging_helpers import pipeline_env
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -27,9 +29,7 @@ def test_two_worker_cluster(tmp_path, antpos_csv):
 
     sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=2, calibrator="3C147",
                                    n_sources=3, antpos_csv=antpos_csv, seed=29))
-    env = dict(os.environ, PIPELINE_STATE_DIR=str(tmp_path / "state"), PIPELINE_ANTPOS_CSV=str(antpos_csv),
-               PIPELINE_INCOMING_DIR=str(tmp_path / "incoming"), PIPELINE_OUTPUT_DIR=str(tmp_path / "out"),
-               PIPELINE_STAGE_DIR=str(tmp_path / "stage"))
+    env = pipeline_env(tmp_path, antpos_csv)
     s = load_settings(env)
     for g in sim.groups:
         for p in g.files:
@@ -78,10 +78,7 @@ def test_embedded_local_cluster(tmp_path, antpos_csv):
 
     sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=1, calibrator="3C147",
                                    n_sources=2, antpos_csv=antpos_csv, seed=31))
-    env = {"PIPELINE_STATE_DIR": str(tmp_path / "state"), "PIPELINE_ANTPOS_CSV": str(antpos_csv),
-           "PIPELINE_INCOMING_DIR": str(tmp_path / "incoming"), "PIPELINE_OUTPUT_DIR": str(tmp_path / "out"),
-           "PIPELINE_STAGE_DIR": str(tmp_path / "stage")}
-    s = load_settings(env)
+    s = load_settings(pipeline_env(tmp_path, antpos_csv))
     for p in sim.groups[0].files:
         shutil.copy(p, s.incoming_dir / p.name)
     stats = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, workers=1,

@@ -107,19 +107,7 @@ def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
     ProductsDBError
         The file exists but is not an SQLite database.
     """
-    p = Path(path).expanduser()
-    conn = _base.open_readonly(p)
-    if conn is None:
-        return None
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise ProductsDBError(f"{WHAT} {p} cannot be read: {exc}") from None
-    if version == 0:
-        conn.close()
-        return None
-    return conn
+    return _base.open_initialised_readonly(path, WHAT, ProductsDBError)
 
 
 def _transaction(conn: sqlite3.Connection):

@@ -211,18 +211,7 @@ def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
 
     Raises :class:`QueueDBError` when the file is not an SQLite database.
     """
-    conn = _base.open_readonly(os.path.expanduser(path))
-    if conn is None:
-        return None
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise QueueDBError(f"{WHAT} {path} cannot be read: {exc}") from None
-    if version == 0:
-        conn.close()
-        return None
-    return conn
+    return _base.open_initialised_readonly(path, WHAT, QueueDBError)
 
 
 def _tx(conn: sqlite3.Connection):

@@ -119,3 +119,29 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
     conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def open_initialised_readonly(path: str | os.PathLike[str], what: str,
+                              error: type[Exception] = RuntimeError) -> sqlite3.Connection | None:
+    """Read-only connection to a database a writer has set up; ``None`` when missing or uninitialised.
+
+    Never creates the file (the API reads databases before the pipeline has made them).
+
+    Raises
+    ------
+    error
+        The file exists but is not an SQLite database.
+    """
+    p = Path(path).expanduser()
+    conn = open_readonly(p)
+    if conn is None:
+        return None
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise error(f"{what} {p} cannot be read: {exc}") from None
+    if version == 0:
+        conn.close()
+        return None
+    return conn
