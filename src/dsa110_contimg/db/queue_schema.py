@@ -1,0 +1,73 @@
+"""Schema of the ingest queue: states, the four tables and their numbered migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from . import sqlite_base as _base
+
+WHAT = "ingest queue database"
+"""Name used in error messages."""
+
+COLLECTING, PENDING, IN_PROGRESS, COMPLETED, FAILED, HELD = (
+    "collecting", "pending", "in_progress", "completed", "failed", "held")
+STATES = (COLLECTING, PENDING, IN_PROGRESS, COMPLETED, FAILED, HELD)
+"""Every state of a group."""
+GROUP_SECONDS = 309.24
+"""Length of one DSA-110 observation group (s)."""
+GROUP_ID_FORMAT = "%Y-%m-%dT%H:%M:%S"
+"""Format of ``group_id`` (the timestamp of the group's first file)."""
+
+
+class QueueDBError(ValueError):
+    """Bad input, an unknown group or a forbidden state change; the message names the group."""
+
+
+# --------------------------------------------------------------------------- schema
+
+QUEUE_COLUMNS: list[tuple[str, str]] = [
+    ("group_id", "TEXT PRIMARY KEY"), ("state", "TEXT NOT NULL"), ("received_at", "TEXT"),
+    ("last_update", "TEXT"), ("expected_subbands", "INTEGER"), ("retry_count", "INTEGER DEFAULT 0"),
+    ("error", "TEXT"), ("checkpoint_path", "TEXT"), ("processing_stage", "TEXT"), ("chunk_minutes", "REAL"),
+    ("next_attempt_at", "REAL DEFAULT 0"), ("partial", "INTEGER DEFAULT 0"), ("notes", "TEXT"),
+    ("hold_reason", "TEXT"),
+]
+"""Columns of ``ingest_queue``."""
+FILE_COLUMNS: list[tuple[str, str]] = [
+    ("group_id", "TEXT NOT NULL REFERENCES ingest_queue(group_id) ON DELETE CASCADE"),
+    ("subband_idx", "INTEGER NOT NULL"), ("path", "TEXT UNIQUE NOT NULL"), ("added_at", "TEXT"),
+]
+"""Columns of ``subband_files`` (primary key ``(group_id, subband_idx)``)."""
+METRIC_FIELDS: tuple[str, ...] = (
+    "load_time", "phase_time", "write_time", "total_time", "cal_k_time", "cal_b_time", "cal_g_time",
+    "apply_time", "image_time", "qa_time", "latency_s")
+"""Numeric columns of ``performance_metrics`` (seconds)."""
+METRIC_COLUMNS: list[tuple[str, str]] = (
+    [("group_id", "TEXT PRIMARY KEY"), ("writer_type", "TEXT"), ("recorded_at", "TEXT")]
+    + [(f, "REAL") for f in METRIC_FIELDS] + [("extra_json", "TEXT")])
+"""Columns of ``performance_metrics``; ``extra_json`` holds the keys without a column."""
+HEARTBEAT_COLUMNS: list[tuple[str, str]] = [
+    ("name", "TEXT PRIMARY KEY"), ("pid", "INTEGER"), ("host", "TEXT"), ("updated_at", "TEXT"),
+    ("info_json", "TEXT")]
+"""Columns of ``heartbeat``."""
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    """Create the four tables (or complete the columns of an older queue) and their indices."""
+    for table, cols, extra in (("ingest_queue", QUEUE_COLUMNS, ""),
+                               ("subband_files", FILE_COLUMNS, ",\n  PRIMARY KEY (group_id, subband_idx)"),
+                               ("performance_metrics", METRIC_COLUMNS, ""),
+                               ("heartbeat", HEARTBEAT_COLUMNS, "")):
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (\n  "
+                     + ",\n  ".join(f"{n} {t}" for n, t in cols) + extra + "\n)")
+        _base.add_missing_columns(conn, table, cols)
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_ingest_queue_state ON ingest_queue (state, group_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_subband_files_group ON subband_files (group_id)")
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_subband_files_path ON subband_files (path)")
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_metrics_group ON performance_metrics (group_id)")
+
+
+MIGRATIONS = [_migration_1]
+"""``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
+SCHEMA_VERSION = len(MIGRATIONS)
+"""Version stored in ``PRAGMA user_version`` once every migration has run."""
