@@ -14,7 +14,6 @@ import argparse
 import shutil
 import threading
 import time
-from pathlib import Path
 
 from bench_common import CSV, work_dir
 

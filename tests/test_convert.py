@@ -2,16 +2,12 @@
 
 import shutil
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from casacore.tables import table
 
-from dsa110_contimg.conversion.convert import ConvertOptions, choose_writer, convert_directory, convert_group
-from dsa110_contimg.conversion.grouping import ConversionInputError, discover_groups
+from dsa110_contimg.conversion.convert import ConvertOptions, choose_writer, convert_directory
 from dsa110_contimg.simulate.presets import subband_frequencies
 from dsa110_contimg.simulate.truth import GroupTruth
 from dsa110_contimg.telescope import read_station_csv

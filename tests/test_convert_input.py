@@ -10,11 +10,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 from casacore.tables import table
 
 from dsa110_contimg.conversion.convert import ConvertOptions, convert_directory
-from dsa110_contimg.conversion.grouping import discover_groups, group_files, parse_subband_name
+from dsa110_contimg.conversion.grouping import discover_groups, parse_subband_name
 from dsa110_contimg.conversion.staging import PREFIX, clean_orphan_staging
 
 

@@ -1,6 +1,5 @@
 """Imaging: WSClean and tclean recover injected sources; FITS products; products DB; worker; bad input."""
 
-import os
 import shutil
 from pathlib import Path
 

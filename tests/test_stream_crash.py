@@ -1,7 +1,6 @@
 """Crash test: the daemon is killed with SIGKILL at random moments and restarted; every group ends
 completed exactly once, with no duplicate products and no staging files left."""
 
-import os
 import random
 import shutil
 import signal
@@ -10,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from dsa110_contimg.config import load_settings
 from dsa110_contimg.simulate.core import SimulateOptions, simulate

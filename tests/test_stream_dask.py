@@ -1,6 +1,5 @@
 """The daemon processes groups on a separately started Dask cluster (scheduler and two workers)."""
 
-import os
 import shutil
 import socket
 import subprocess
@@ -8,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from dsa110_contimg.config import load_settings
 from dsa110_contimg.simulate.core import SimulateOptions, simulate

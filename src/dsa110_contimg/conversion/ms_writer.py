@@ -174,7 +174,7 @@ def _fill_field(path: str, layout: MSLayout) -> None:
 
 def _add_source_table(ms, path: str, layout: MSLayout) -> None:
     """Create the optional SOURCE subtable (some CASA tasks, e.g. fixplanets, require it)."""
-    from casacore.tables import default_ms_subtable, table
+    from casacore.tables import default_ms_subtable
 
     n = len(layout.field_names)
     src = default_ms_subtable("SOURCE", f"{path}/SOURCE")

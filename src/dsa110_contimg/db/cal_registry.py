@@ -37,8 +37,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from . import sqlite_base as _base
 from .cal_registry_schema import (CORE_COLUMNS, MIGRATIONS, PROVENANCE_COLUMNS, SCHEMA_VERSION,  # noqa: F401

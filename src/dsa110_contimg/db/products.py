@@ -51,7 +51,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from . import sqlite_base as _base
