@@ -63,3 +63,19 @@ def pipeline_env(root: Path, antpos_csv: Path) -> dict:
     return dict(os.environ, PIPELINE_STATE_DIR=str(root / "state"), PIPELINE_ANTPOS_CSV=str(antpos_csv),
                 PIPELINE_INCOMING_DIR=str(root / "incoming"), PIPELINE_OUTPUT_DIR=str(root / "out"),
                 PIPELINE_STAGE_DIR=str(root / "stage"))
+
+
+def staged_groups(root: Path, antpos_csv: Path, groups: int, seed: int, n_sources: int):
+    """Simulate small groups (the first with 3C147 transiting) and copy their files into the incoming
+    folder of a self-contained pipeline under ``root``; returns (simulated groups, env, settings)."""
+    from dsa110_contimg.config import load_settings
+    from dsa110_contimg.simulate.core import SimulateOptions, simulate
+
+    sim = simulate(SimulateOptions(output_dir=root / "sim", preset="small", groups=groups, calibrator="3C147",
+                                   n_sources=n_sources, antpos_csv=antpos_csv, seed=seed))
+    env = pipeline_env(root, antpos_csv)
+    settings = load_settings(env)
+    for g in sim.groups:
+        for p in g.files:
+            shutil.copy(p, settings.incoming_dir / p.name)
+    return sim.groups, env, settings

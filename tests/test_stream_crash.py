@@ -2,7 +2,6 @@
 completed exactly once, with no duplicate products and no staging files left."""
 
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,10 +9,8 @@ import time
 from pathlib import Path
 
 
-from dsa110_contimg.config import load_settings
-from dsa110_contimg.simulate.core import SimulateOptions, simulate
 
-from imaging_helpers import pipeline_env
+from imaging_helpers import staged_groups
 
 N_GROUPS = 4
 N_KILLS = 20
@@ -24,13 +21,7 @@ def test_sigkill_restarts(tmp_path, antpos_csv):
     from dsa110_contimg.db import products as pdb
     from dsa110_contimg.db import queue as q
 
-    sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=N_GROUPS, calibrator="3C147",
-                                   n_sources=4, antpos_csv=antpos_csv, seed=23))
-    env = pipeline_env(tmp_path, antpos_csv)
-    s = load_settings(env)
-    for g in sim.groups:
-        for p in g.files:
-            shutil.copy(p, s.incoming_dir / p.name)
+    _, env, s = staged_groups(tmp_path, antpos_csv, N_GROUPS, seed=23, n_sources=4)
     exe = Path(sys.executable).with_name("contimg")
     cmd = [str(exe), "stream", "--executor", "inline", "--poll", "0.1", "--no-inotify", "--until-idle"]
     rng = random.Random(5)

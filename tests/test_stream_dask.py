@@ -1,6 +1,5 @@
 """The daemon processes groups on a separately started Dask cluster (scheduler and two workers)."""
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -8,10 +7,8 @@ import time
 from pathlib import Path
 
 
-from dsa110_contimg.config import load_settings
-from dsa110_contimg.simulate.core import SimulateOptions, simulate
 
-from imaging_helpers import pipeline_env
+from imaging_helpers import staged_groups
 
 
 def _free_port() -> int:
@@ -25,13 +22,7 @@ def test_two_worker_cluster(tmp_path, antpos_csv):
     from dsa110_contimg.db import queue as q
     from dsa110_contimg.pipeline.stream import StreamDaemon, StreamOptions
 
-    sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=2, calibrator="3C147",
-                                   n_sources=3, antpos_csv=antpos_csv, seed=29))
-    env = pipeline_env(tmp_path, antpos_csv)
-    s = load_settings(env)
-    for g in sim.groups:
-        for p in g.files:
-            shutil.copy(p, s.incoming_dir / p.name)
+    _, env, s = staged_groups(tmp_path, antpos_csv, 2, seed=29, n_sources=3)
     dask = str(Path(sys.executable).with_name("dask"))
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
@@ -74,11 +65,7 @@ def test_embedded_local_cluster(tmp_path, antpos_csv):
     from dsa110_contimg.db import queue as q
     from dsa110_contimg.pipeline.stream import StreamDaemon, StreamOptions
 
-    sim = simulate(SimulateOptions(output_dir=tmp_path / "sim", preset="small", groups=1, calibrator="3C147",
-                                   n_sources=2, antpos_csv=antpos_csv, seed=31))
-    s = load_settings(pipeline_env(tmp_path, antpos_csv))
-    for p in sim.groups[0].files:
-        shutil.copy(p, s.incoming_dir / p.name)
+    _, _, s = staged_groups(tmp_path, antpos_csv, 1, seed=31, n_sources=2)
     stats = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, workers=1,
                                        poll_interval_s=0.2, use_inotify=False), s).run(max_seconds=300, until_idle=True)
     assert len(stats.completed) == 1

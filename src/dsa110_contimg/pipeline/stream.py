@@ -97,6 +97,7 @@ class StreamDaemon:
         self.executor = None
         self.observer = None
         self.stats = DaemonStats()
+        self._seen: set[str] = set()  # files already handed to the queue by this process
 
     # ------------------------------------------------------------------ set-up
     def start(self) -> None:
@@ -139,16 +140,25 @@ class StreamDaemon:
 
     # ------------------------------------------------------------------ ingest
     def scan(self) -> int:
-        """Register every subband file of the incoming folder (known ones are ignored)."""
+        """Register the subband files of the incoming folder not yet handed to the queue.
+
+        Files this process already registered are skipped without a database query, so
+        the periodic scan stays cheap while the incoming folder fills up; after a restart
+        every file is offered once more and the queue ignores the known ones.
+        """
         from ..db import queue as q
 
+        new = [p for p in sorted(Path(self.opts.input_dir).glob("*_sb*.hdf5")) if str(p) not in self._seen]
+        if not new:
+            return 0
         conn = q.connect(self.settings.queue_db)
         n = 0
         try:
-            for p in sorted(Path(self.opts.input_dir).glob("*_sb*.hdf5")):
+            for p in new:
                 r = q.add_file(conn, str(p), tolerance_s=self.opts.tolerance_s,
                                expected_subbands=self.settings.expected_subbands)
                 n += r.status == "added"
+                self._seen.add(str(p))
         finally:
             conn.close()
         return n
