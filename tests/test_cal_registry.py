@@ -67,7 +67,7 @@ def test_connect_creates_schema(tmp_path):
     cols = [r[1] for r in conn.execute("PRAGMA table_info(caltables)")]
     assert cols == ["id", "set_name", "path", "table_type", "order_index", "cal_field", "refant", "created_at",
                     "valid_start_mjd", "valid_end_mjd", "status", "notes", "source_ms_path", "solver_command",
-                    "solver_version", "solver_params", "quality_metrics"]
+                    "solver_version", "solver_params", "quality_metrics", "qa_plot_path"]
     indices = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")}
     assert "(status, valid_start_mjd, valid_end_mjd)" in indices["idx_caltables_status_valid"]
     assert "(set_name)" in indices["idx_caltables_set"]

@@ -53,8 +53,10 @@ def register_solution(res: CalibrateResult, registry_db: str | Path, span_hours:
     from ..db import cal_registry as reg
 
     name = set_name or f"{res.ms_path.stem}_{res.calibrator}"
+    plots = {Path(p).stem: p for p in res.plots}  # solution_plots names each plot after its table
     entries = [reg.CalTableEntry(path=str(p), table_type=k, order_index=APPLY_ORDER[k],
-                                 quality_metrics=res.metrics.get(k, {}), solver_params=res.solver_params)
+                                 quality_metrics=res.metrics.get(k, {}), solver_params=res.solver_params,
+                                 qa_plot_path=str(plots[Path(p).name]) if Path(p).name in plots else None)
                for k, p in res.tables.items()]
     from .transits import ms_time_range_and_dec
 

@@ -35,13 +35,12 @@ import json
 import math
 import os
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from . import sqlite_base as _base
 from .cal_registry_schema import (CORE_COLUMNS, MIGRATIONS, PROVENANCE_COLUMNS, SCHEMA_VERSION,  # noqa: F401
-                                  CalRegistryError)
+                                  CalRegistryError, CalSet, CalTableEntry)
 
 DEFAULT_VALIDITY_HOURS = 12.0
 """Default length of a set's validity window, from the calibrator transit (hours)."""
@@ -50,59 +49,6 @@ STATUSES = ("active", "retired")
 
 _MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
 
-
-
-@dataclass
-class CalTableEntry:
-    """One calibration table of a set."""
-
-    path: str
-    """Path of the CASA table (a directory); stored absolute."""
-    table_type: str
-    """Kind of solution, e.g. ``'K'``, ``'B'``, ``'G'``."""
-    order_index: int
-    """Position in the apply order within the set (ascending)."""
-    quality_metrics: dict[str, Any] | None = None
-    """Solution quality (e.g. flagged fraction, SNR), stored as JSON."""
-    solver_params: dict[str, Any] | None = None
-    """Parameters the solver was called with, stored as JSON."""
-
-
-@dataclass
-class CalSet:
-    """All tables of one solve, with their shared validity window and status."""
-
-    set_name: str
-    entries: list[CalTableEntry]
-    """Tables sorted by ``order_index`` (the apply order)."""
-    valid_start_mjd: float | None
-    valid_end_mjd: float | None
-    """``None`` means open-ended (only possible for rows migrated from an old registry)."""
-    status: str
-    cal_field: str | None = None
-    refant: str | None = None
-    source_ms_path: str | None = None
-    created_at: str | None = None
-    """ISO 8601 UTC creation time."""
-    solver_command: str | None = None
-    solver_version: str | None = None
-    notes: str = ""
-
-    @property
-    def paths(self) -> list[str]:
-        """Table paths in apply order."""
-        return [e.path for e in self.entries]
-
-    @property
-    def table_types(self) -> list[str]:
-        """Table types in apply order."""
-        return [e.table_type for e in self.entries]
-
-    def contains(self, mjd: float) -> bool:
-        """Whether ``mjd`` lies in the validity window (ends inclusive)."""
-        if self.valid_start_mjd is None or mjd < self.valid_start_mjd:
-            return False
-        return self.valid_end_mjd is None or mjd <= self.valid_end_mjd
 
 
 # --------------------------------------------------------------------------- schema
@@ -129,6 +75,11 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
         WAL journal, rows as :class:`sqlite3.Row`.
     """
     return _base.open_database(path, MIGRATIONS, "calibration registry", CalRegistryError)
+
+
+def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
+    """Open the registry read-only (e.g. for the API); ``None`` when missing or uninitialised, never creates it."""
+    return _base.open_initialised_readonly(path, "calibration registry", CalRegistryError)
 
 
 def _transaction(conn: sqlite3.Connection):
@@ -200,7 +151,8 @@ def _rows_to_sets(rows: Sequence[sqlite3.Row]) -> list[CalSet]:
         ends = [r["valid_end_mjd"] for r in rs]
         entries = [CalTableEntry(path=r["path"], table_type=r["table_type"], order_index=r["order_index"],
                                  quality_metrics=_loads(r["quality_metrics"]),
-                                 solver_params=_loads(r["solver_params"])) for r in rs]
+                                 solver_params=_loads(r["solver_params"]),
+                                 qa_plot_path=r["qa_plot_path"]) for r in rs]
         out.append(CalSet(
             set_name=name, entries=entries,
             valid_start_mjd=min(starts) if starts else None,
@@ -301,7 +253,8 @@ def register_set(conn: sqlite3.Connection, set_name: str, entries: Sequence[CalT
         seen_order.add(order)
         rows.append((path, str(e.table_type).strip(), order,
                      _dumps(e.solver_params, f"solver_params of {path}"),
-                     _dumps(e.quality_metrics, f"quality_metrics of {path}")))
+                     _dumps(e.quality_metrics, f"quality_metrics of {path}"),
+                     _abspath(e.qa_plot_path) if e.qa_plot_path else None))
 
     missing = [p for p in (r[0] for r in rows) if not os.path.exists(p)]
     not_dirs = [p for p in (r[0] for r in rows) if os.path.exists(p) and not os.path.isdir(p)]
@@ -328,10 +281,11 @@ def register_set(conn: sqlite3.Connection, set_name: str, entries: Sequence[CalT
             conn.executemany(
                 "INSERT INTO caltables (set_name, path, table_type, order_index, cal_field, refant, created_at, "
                 "valid_start_mjd, valid_end_mjd, status, notes, source_ms_path, solver_command, solver_version, "
-                "solver_params, quality_metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+                "solver_params, quality_metrics, qa_plot_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
                 [(name, path, ttype, order, cal_field, refant, created, start, end, notes or "", ms_path,
-                  solver_command, solver_version, params, metrics)
-                 for path, ttype, order, params, metrics in rows])
+                  solver_command, solver_version, params, metrics, plot)
+                 for path, ttype, order, params, metrics, plot in rows])
         except sqlite3.IntegrityError as exc:  # a concurrent writer won the race
             raise CalRegistryError(f"set {name!r} not registered: {exc}") from None
     return get_set(conn, name)

@@ -38,12 +38,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import socket
 import sqlite3
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..conversion.grouping import parse_subband_name
@@ -53,7 +51,9 @@ log = logging.getLogger(__name__)
 
 from .queue_schema import (COLLECTING, COMPLETED, FAILED, FILE_COLUMNS, GROUP_ID_FORMAT,  # noqa: F401
                            GROUP_SECONDS, HEARTBEAT_COLUMNS, HELD, IN_PROGRESS, METRIC_COLUMNS, METRIC_FIELDS,
-                           MIGRATIONS, PENDING, QUEUE_COLUMNS, SCHEMA_VERSION, STATES, WHAT, QueueDBError)
+                           MIGRATIONS, PENDING, QUEUE_COLUMNS, SCHEMA_VERSION, STATES, WHAT, QueueDBError,
+                           _iso, _to_unix, _unix)
+from .queue_metrics import Heartbeat, beat, get_heartbeat, get_metrics, list_metrics, record_metrics  # noqa: F401
 
 
 # --------------------------------------------------------------------------- records
@@ -114,26 +114,6 @@ class GroupRow:
         return [i for i in range(self.expected_subbands) if i not in self.files]
 
 
-@dataclass
-class Heartbeat:
-    """Last sign of life of a daemon."""
-
-    name: str
-    """Daemon name, the key."""
-    pid: int | None
-    """Process id."""
-    host: str | None
-    """Host name."""
-    updated_at: str
-    """Time of the last beat (ISO UTC)."""
-    info: dict[str, Any] = field(default_factory=dict)
-    """Free-form state the daemon reported."""
-
-    def age_s(self, now: float | datetime | None = None) -> float:
-        """Seconds since the last beat."""
-        return _unix(now) - _to_unix(self.updated_at)
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -154,27 +134,6 @@ def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
 
 def _tx(conn: sqlite3.Connection):
     return _base.transaction(conn, "queue")
-
-
-def _unix(now: float | datetime | None) -> float:
-    if now is None:
-        return datetime.now(timezone.utc).timestamp()
-    if isinstance(now, datetime):
-        return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).timestamp()
-    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
-        raise QueueDBError(f"now={now!r} must be a unix time or a datetime")
-    return float(now)
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _to_unix(value: Any) -> float:
-    """Stored time (ISO string, or a unix number from an older queue) -> unix time."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    return _unix(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
 
 
 def _files(conn: sqlite3.Connection, group_ids: list[str]) -> dict[str, dict[int, str]]:
@@ -431,6 +390,25 @@ def retry(conn: sqlite3.Connection, group_id: str, restart: bool = False,
              **extra)
 
 
+def reprocess(conn: sqlite3.Connection, group_id: str, requested_by: str = "operator",
+              now: float | datetime | None = None) -> str:
+    """Operator request to process a group again from its first stage; returns the state it left.
+
+    Allowed from ``completed``, ``failed``, ``held`` and ``pending`` (not while it is
+    collecting or in progress).  The checkpoint is forgotten, so the daemon re-runs
+    every stage (conversion is skipped when its MS exists); the request is noted.
+    """
+    t = _unix(now)
+    with _tx(conn):
+        old = _require(conn, group_id, (COMPLETED, FAILED, HELD, PENDING), "reprocess")
+        notes = conn.execute("SELECT notes FROM ingest_queue WHERE group_id = ?", (group_id,)).fetchone()[0]
+        note = f"reprocess requested by {requested_by} at {_iso(t)} (was {old})"
+        _set(conn, group_id, t, state=PENDING, retry_count=0, error=None, hold_reason=None, next_attempt_at=t,
+             processing_stage=None, checkpoint_path=None, notes=f"{notes}; {note}" if notes else note)
+    log.info("ingest queue: group %s queued again (%s)", group_id, note)
+    return old
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -455,87 +433,3 @@ def counts_by_state(conn: sqlite3.Connection) -> dict[str, int]:
     for r in conn.execute("SELECT state, COUNT(*) FROM ingest_queue GROUP BY state"):
         counts[r[0]] = r[1]
     return counts
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def record_metrics(conn: sqlite3.Connection, group_id: str, metrics: dict[str, Any],
-                   now: float | datetime | None = None) -> None:
-    """Insert or update the timings of ``group_id``; only the keys given (non-``None``) change.
-
-    Keys of :data:`METRIC_FIELDS` (seconds) and ``writer_type`` have columns;
-    other keys (JSON values) are merged into ``extra_json``.  ``recorded_at``
-    is stamped now unless given.  Idempotent.
-    """
-    if not isinstance(metrics, dict) or "group_id" in metrics:
-        raise QueueDBError(f"metrics of group {group_id!r} must be a dict without 'group_id'")
-    values: dict[str, Any] = {c: None for c, _ in METRIC_COLUMNS}
-    extra: dict[str, Any] = {}
-    for k, v in metrics.items():
-        if k in METRIC_FIELDS and v is not None:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise QueueDBError(f"metric {k}={v!r} of group {group_id!r} must be a finite number")
-            values[k] = float(v)
-        elif k in ("writer_type", "recorded_at"):
-            values[k] = None if v is None else str(v)
-        elif k not in METRIC_FIELDS:
-            extra[k] = v
-    values.update(group_id=group_id, recorded_at=values["recorded_at"] or _iso(_unix(now)))
-    with _tx(conn):
-        old = conn.execute("SELECT extra_json FROM performance_metrics WHERE group_id = ?", (group_id,)).fetchone()
-        if extra or old is not None:
-            merged = {**json.loads(old[0] or "{}"), **extra} if old is not None else extra
-            try:
-                values["extra_json"] = json.dumps(merged, sort_keys=True) if merged else None
-            except (TypeError, ValueError) as exc:
-                raise QueueDBError(f"metrics of group {group_id!r} are not JSON-serialisable: {exc}") from None
-        cols = list(values)
-        sets = ", ".join(f"{c} = COALESCE(excluded.{c}, performance_metrics.{c})" for c in cols if c != "group_id")
-        conn.execute(f"INSERT INTO performance_metrics ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
-                     f"ON CONFLICT(group_id) DO UPDATE SET {sets}", values)
-
-
-def _metrics_row(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    extra = json.loads(d.pop("extra_json", None) or "{}")
-    return {**extra, **d}
-
-
-def get_metrics(conn: sqlite3.Connection, group_id: str) -> dict[str, Any] | None:
-    """Timings of ``group_id`` as one flat dict (columns, then the ``extra_json`` keys), or ``None``."""
-    row = conn.execute("SELECT * FROM performance_metrics WHERE group_id = ?", (group_id,)).fetchone()
-    return None if row is None else _metrics_row(row)
-
-
-def list_metrics(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
-    """Timings of the newest ``limit`` groups (by ``group_id``, newest first)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise QueueDBError(f"limit={limit!r} must be a non-negative integer")
-    return [_metrics_row(r) for r in
-            conn.execute("SELECT * FROM performance_metrics ORDER BY group_id DESC LIMIT ?", (limit,))]
-
-
-# --------------------------------------------------------------------------- heartbeat
-
-
-def beat(conn: sqlite3.Connection, name: str, info: dict[str, Any] | None = None,
-         now: float | datetime | None = None) -> None:
-    """Record that daemon ``name`` (this process and host) is alive, with optional JSON ``info``."""
-    try:
-        info_json = json.dumps(info or {}, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise QueueDBError(f"heartbeat info of {name!r} is not JSON-serialisable: {exc}") from None
-    with _tx(conn):
-        conn.execute("INSERT INTO heartbeat (name, pid, host, updated_at, info_json) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
-                     "updated_at = excluded.updated_at, info_json = excluded.info_json",
-                     (name, os.getpid(), socket.gethostname(), _iso(_unix(now)), info_json))
-
-
-def get_heartbeat(conn: sqlite3.Connection, name: str) -> Heartbeat | None:
-    """Last heartbeat of daemon ``name``, or ``None``."""
-    r = conn.execute("SELECT * FROM heartbeat WHERE name = ?", (name,)).fetchone()
-    if r is None:
-        return None
-    return Heartbeat(r["name"], r["pid"], r["host"], r["updated_at"], json.loads(r["info_json"] or "{}"))

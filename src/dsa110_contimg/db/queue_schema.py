@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
+from datetime import datetime, timezone
+from typing import Any
 
 from . import sqlite_base as _base
 
@@ -21,6 +24,32 @@ GROUP_ID_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 class QueueDBError(ValueError):
     """Bad input, an unknown group or a forbidden state change; the message names the group."""
+
+
+# --------------------------------------------------------------------------- times
+
+
+def _unix(now: float | datetime | None) -> float:
+    """``now`` (unix time, datetime (naive = UTC) or ``None`` for the current time) -> unix time."""
+    if now is None:
+        return datetime.now(timezone.utc).timestamp()
+    if isinstance(now, datetime):
+        return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise QueueDBError(f"now={now!r} must be a unix time or a datetime")
+    return float(now)
+
+
+def _iso(t: float) -> str:
+    """Unix time -> ISO 8601 UTC string ending in ``Z``."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _to_unix(value: Any) -> float:
+    """Stored time (ISO string, or a unix number from an older queue) -> unix time."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return _unix(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
 
 
 # --------------------------------------------------------------------------- schema
