@@ -16,6 +16,18 @@ if ! command -v wsclean >/dev/null 2>&1; then
   fi
 fi
 
+# headless Chromium + its driver for the dashboard's browser test (Debian packages)
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "== installing chromium and chromium-driver (Debian packages, for the browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || {
+      apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+  else
+    echo "== chromium/chromedriver missing and we are not root: install the Debian packages 'chromium' and 'chromium-driver' (the browser test is skipped without them)"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "== creating virtualenv .venv with $PYTHON"
   "$PYTHON" -m venv .venv

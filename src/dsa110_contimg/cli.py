@@ -19,12 +19,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _settings():
-    from .config import ConfigError, get_settings
+    from .config import cli_settings
 
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from None
+    return cli_settings()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,41 +140,6 @@ def convert_cmd(input_dir, output_dir, start, end, writer, stage_dir, tolerance_
         click.echo(line)
     if failed:
         raise SystemExit(1)
-
-
-@main.command("demo")
-@click.option("--preset", type=click.Choice(["full", "medium", "small"]), default="small", show_default=True)
-@click.option("--groups", type=int, default=4, show_default=True, help="Groups to simulate and stream.")
-@click.option("--executor", type=click.Choice(["dask", "inline"]), default="dask", show_default=True)
-def demo_cmd(preset: str, groups: int, executor: str) -> None:
-    """Simulate a few groups (the first with a calibrator), stream them through the pipeline, summarise."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .pipeline.demo import run_demo
-
-    s = _settings()
-    if s.antpos_csv is None:
-        raise click.ClickException("set PIPELINE_ANTPOS_CSV to the station coordinates CSV for the demo")
-    res = run_demo(s, preset=preset, n_groups=groups, executor=executor)
-    table = Table(title="dsa110-contimg demo")
-    for col in ("group", "state", "stage", "convert s", "calibrate s", "apply s", "image s", "latency s",
-                "rms mJy/bm", "sources found/injected", "image"):
-        table.add_column(col)
-
-    def f(v):
-        return "" if v is None else f"{v:.1f}"
-
-    for r in res.rows:
-        table.add_row(r["group"], r["state"], r["stage"], f(r["convert_s"]), f(r["calibrate_s"] or None),
-                      f(r["apply_s"]), f(r["image_s"]), f(r["latency_s"]),
-                      f"{r['rms_mjy']:.2f}" if r["rms_mjy"] else "", f"{r['found']}/{r['injected']}",
-                      Path(r["image"]).name if r["image"] else r["error"][:50])
-    Console(width=200).print(table)
-    click.echo(f"products: {res.settings.output_dir}")
-    click.echo(f"databases: {res.settings.queue_db}, {res.settings.products_db}, {res.settings.cal_registry_db}")
-    if res.failed:
-        raise SystemExit(f"{res.failed} group(s) failed")
 
 
 @main.group("calibrators")
@@ -468,11 +430,13 @@ def queue_reset_stale() -> None:
 
 
 def _register_subgroups() -> None:
+    from .api.cli import api_cmd
     from .catalog.cli import catalog
     from .db.cal_registry_cli import caltables
+    from .pipeline.demo_cli import demo_cmd
 
-    main.add_command(catalog)
-    main.add_command(caltables)
+    for command in (catalog, caltables, api_cmd, demo_cmd):
+        main.add_command(command)
 
 
 _register_subgroups()

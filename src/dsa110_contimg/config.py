@@ -182,6 +182,16 @@ def get_settings() -> Settings:
     return load_settings()
 
 
+def cli_settings() -> Settings:
+    """:func:`get_settings` for the CLI commands: a :class:`ConfigError` becomes a click error (exit 1)."""
+    import click
+
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
 def reset_settings_cache() -> None:
     """Forget the cached settings (tests change the environment)."""
     get_settings.cache_clear()

@@ -152,7 +152,9 @@ def _rows_to_sets(rows: Sequence[sqlite3.Row]) -> list[CalSet]:
         entries = [CalTableEntry(path=r["path"], table_type=r["table_type"], order_index=r["order_index"],
                                  quality_metrics=_loads(r["quality_metrics"]),
                                  solver_params=_loads(r["solver_params"]),
-                                 qa_plot_path=r["qa_plot_path"]) for r in rs]
+                                 # a reader (the API) may see a registry not yet migrated to version 3
+                                 qa_plot_path=r["qa_plot_path"] if "qa_plot_path" in r.keys() else None)
+                   for r in rs]
         out.append(CalSet(
             set_name=name, entries=entries,
             valid_start_mjd=min(starts) if starts else None,

@@ -18,13 +18,10 @@ caltables = click.Group("caltables", help="Inspect the calibration-table registr
 
 def _open():
     """Connect to the configured registry; configuration/registry errors become click errors."""
-    from ..config import ConfigError, get_settings
+    from ..config import cli_settings
     from .cal_registry import CalRegistryError, connect
 
-    try:
-        path = get_settings().cal_registry_db
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from None
+    path = cli_settings().cal_registry_db
     try:
         return connect(path)
     except (CalRegistryError, OSError, sqlite3.Error) as exc:  # e.g. not a database, locked

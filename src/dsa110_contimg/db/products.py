@@ -239,16 +239,23 @@ def list_ms(conn: sqlite3.Connection, stage: str | None = None, status: str | No
         Page of the result.
     """
     limit, offset = _page(limit, offset)
-    where, args = [], []
-    if stage is not None:
-        where.append("stage = ?")
-        args.append(stage)
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    sql = ("SELECT * FROM ms_index" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY mid_mjd IS NULL, mid_mjd DESC, path LIMIT ? OFFSET ?")
+    where, args = _where({"stage": stage, "status": status})
+    sql = f"SELECT * FROM ms_index{where} ORDER BY mid_mjd IS NULL, mid_mjd DESC, path LIMIT ? OFFSET ?"
     return [_row_to(MSRecord, r, _MS_KINDS, {}) for r in conn.execute(sql, (*args, limit, offset))]
+
+
+def count_ms(conn: sqlite3.Connection, stage: str | None = None, status: str | None = None) -> int:
+    """Number of rows :func:`list_ms` pages through with the same filters."""
+    where, args = _where({"stage": stage, "status": status})
+    return conn.execute(f"SELECT COUNT(*) FROM ms_index{where}", args).fetchone()[0]
+
+
+def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``WHERE`` clause (with a leading space, or empty) and its arguments for the non-``None`` filters."""
+    items = [(k, v) for k, v in filters.items() if v is not None]
+    if not items:
+        return "", []
+    return " WHERE " + " AND ".join(f"{k} = ?" for k, _ in items), [v for _, v in items]
 
 
 # --------------------------------------------------------------------------- images
@@ -307,7 +314,7 @@ def get_image_by_path(conn: sqlite3.Connection, path: str | os.PathLike[str]) ->
 
 
 def list_images(conn: sqlite3.Connection, limit: int = 100, offset: int = 0,
-                ms_path: str | os.PathLike[str] | None = None) -> list[ImageRecord]:
+                ms_path: str | os.PathLike[str] | None = None, type: str | None = None) -> list[ImageRecord]:
     """Images, newest first (``created_at`` descending, then id descending).
 
     Parameters
@@ -316,14 +323,25 @@ def list_images(conn: sqlite3.Connection, limit: int = 100, offset: int = 0,
         Page of the result.
     ms_path
         Keep only the images made from this Measurement Set.
+    type
+        Keep only this kind of product (e.g. ``'image'``, ``'pbcor'``).
     """
     limit, offset = _page(limit, offset)
-    where, args = "", []
-    if ms_path is not None:
-        where, args = " WHERE ms_path = ?", [_abspath(ms_path, "ms_path")]
+    where, args = _image_filters(ms_path, type)
     rows = conn.execute(f"SELECT * FROM images{where} ORDER BY created_at IS NULL, created_at DESC, id DESC "
                         "LIMIT ? OFFSET ?", (*args, limit, offset))
     return [_row_to(ImageRecord, r, _IMAGE_KINDS, _IMAGE_DB_NAME, extra=("id",)) for r in rows]
+
+
+def count_images(conn: sqlite3.Connection, ms_path: str | os.PathLike[str] | None = None,
+                 type: str | None = None) -> int:
+    """Number of rows :func:`list_images` pages through with the same filters."""
+    where, args = _image_filters(ms_path, type)
+    return conn.execute(f"SELECT COUNT(*) FROM images{where}", args).fetchone()[0]
+
+
+def _image_filters(ms_path: str | os.PathLike[str] | None, type: str | None) -> tuple[str, list[Any]]:
+    return _where({"ms_path": None if ms_path is None else _abspath(ms_path, "ms_path"), "type": type})
 
 
 def ms_paths_with_images(conn: sqlite3.Connection) -> set[str]:
@@ -390,6 +408,6 @@ def get_detections(conn: sqlite3.Connection, image_id: int) -> list[Detection]:
 __all__ = [
     "SCHEMA_VERSION", "MIGRATIONS", "ProductsDBError", "MSRecord", "ImageRecord", "Detection",
     "migrate", "connect", "connect_readonly", "upsert_ms", "update_ms_stage", "get_ms", "list_ms",
-    "upsert_image", "get_image", "get_image_by_path", "list_images", "ms_paths_with_images",
+    "upsert_image", "get_image", "get_image_by_path", "list_images", "count_images", "count_ms", "ms_paths_with_images",
     "replace_detections", "get_detections",
 ]

@@ -1,0 +1,58 @@
+"""The FastAPI application: JSON API under ``/api``, dashboard pages, static files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..config import Settings, get_settings
+from .context import ApiContext
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: the environment's, as everywhere in the pipeline).
+
+    The databases are opened read-only per request and never created; before the
+    pipeline has made them the endpoints answer with empty results.
+    """
+    from ..db.cal_registry_schema import CalRegistryError
+    from ..db.products_schema import ProductsDBError
+    from ..db.queue_schema import QueueDBError
+    from . import dashboard, routes
+
+    settings = settings or get_settings()
+    app = FastAPI(title="dsa110-contimg monitoring API",
+                  description="Status of the DSA-110 continuum imaging pipeline: ingest queue, calibration, "
+                              "images and QA, timings. Read endpoints are open; write endpoints need "
+                              "`Authorization: Bearer $PIPELINE_API_TOKEN` and are disabled when it is unset.",
+                  version=_version())
+    app.state.ctx = ApiContext(settings)
+    app.include_router(routes.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    async def unreadable_database(request: Request, exc: Exception) -> JSONResponse:
+        log.error("API %s: %s", request.url.path, exc)
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    for error in (QueueDBError, ProductsDBError, CalRegistryError):
+        app.add_exception_handler(error, unreadable_database)
+    import psutil
+
+    psutil.cpu_percent(interval=None)  # prime the CPU counter: the first reading is meaningless
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dsa110-contimg")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"

@@ -1,0 +1,116 @@
+"""The dashboard: server-rendered pages (Jinja2) over the same data as the JSON API.
+
+Pages: overview (``/``), groups (``/groups``, ``/groups/{id}``), images
+(``/images``, ``/images/{id}``) and calibration sets (``/caltables``).  A little
+plain JavaScript (``static/refresh.js``) reloads the content of the live pages
+every few seconds while the pipeline runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from . import data
+from .charts import bar_chart
+from .routes import Ctx
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+REFRESH_S = 10
+"""Reload interval of the live pages (s)."""
+
+
+def _fmt(value, fmt: str = ".3g", scale: float = 1.0, none: str = "–") -> str:
+    """Number formatter for the templates (``None`` -> dash)."""
+    return none if value is None else format(value * scale, fmt)
+
+
+def _bytes(n) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+templates.env.filters["fmt"] = _fmt
+templates.env.filters["bytes"] = _bytes
+
+
+def _render(request: Request, name: str, refresh: bool, **context) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"refresh_s": REFRESH_S if refresh else 0, **context})
+
+
+def _charts(perf: dict) -> dict[str, Markup]:
+    groups = list(reversed(perf["groups"][:48]))  # oldest first
+    labels = [g["group_id"] for g in groups]
+    stages = {k: [g[f"{k}_s"] for g in groups] for k in ("convert", "calibrate", "apply", "image", "qa")}
+    bins = perf["throughput"]
+    return {
+        "stages": Markup(bar_chart(labels, stages, "Where the time went, per group", "s", limit_line=309.24,
+                                   limit_label="309 s cadence")),
+        "latency": Markup(bar_chart(labels, {"latency": [g["latency_s"] for g in groups]},
+                                    "Latency: last file landed to image recorded", "s")),
+        "throughput": Markup(bar_chart([b["start"][11:16] for b in bins], {"completed": [b["completed"] for b in bins]},
+                                       f"Groups finished per {bins[0]['width_s']:.0f} s" if bins
+                                       else "Groups finished", "groups", limit_line=1.0 if bins else None,
+                                       limit_label="keeping up")),
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, c: Ctx):
+    """Queue by state, heartbeat, disks, charts, recent groups and images, active calibration."""
+    perf = data.performance(c, limit=200)
+    return _render(request, "overview.html", True, status=data.status(c), system=data.system(c), perf=perf,
+                   charts=_charts(perf), images=data.list_images(c, 8, 0, type="image")["items"])
+
+
+@router.get("/groups", response_class=HTMLResponse)
+def groups_page(request: Request, c: Ctx, state: Literal["collecting", "pending", "in_progress", "completed",
+                                                          "failed", "held"] | None = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0):
+    """All groups with state filter and paging."""
+    from ..db.queue_schema import STATES
+
+    return _render(request, "groups.html", True, page=data.list_groups(c, state, limit, offset), state=state,
+                   states=STATES, counts=data.status(c)["queue"])
+
+
+@router.get("/groups/{group_id}", response_class=HTMLResponse)
+def group_page(request: Request, c: Ctx, group_id: str):
+    """One group: files, stages with timings, error, MS and images."""
+    g = data.group_detail(c, group_id)
+    if g is None:
+        raise HTTPException(status_code=404, detail=f"group {group_id!r} not found")
+    return _render(request, "group.html", g["state"] not in ("completed", "failed"), g=g)
+
+
+@router.get("/images", response_class=HTMLResponse)
+def images_page(request: Request, c: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 24,
+                offset: Annotated[int, Query(ge=0)] = 0):
+    """Gallery of the latest images with their QA numbers."""
+    return _render(request, "images.html", offset == 0, page=data.list_images(c, limit, offset, type="image"))
+
+
+@router.get("/images/{image_id}", response_class=HTMLResponse)
+def image_page(request: Request, c: Ctx, image_id: int):
+    """One image: picture, QA, FITS download and detections matched to the catalog."""
+    img = data.image_detail(c, image_id)
+    if img is None:
+        raise HTTPException(status_code=404, detail=f"image {image_id} not found")
+    return _render(request, "image.html", False, img=img)
+
+
+@router.get("/caltables", response_class=HTMLResponse)
+def caltables_page(request: Request, c: Ctx):
+    """Calibration sets with their solution plots."""
+    return _render(request, "caltables.html", True, sets=data.calibration_sets(c))

@@ -1,0 +1,346 @@
+"""Read the pipeline's databases into the plain dicts the API serves and the dashboard renders.
+
+Every function takes an :class:`~dsa110_contimg.api.context.ApiContext`, opens
+the databases read-only, and returns JSON-ready values (``None`` for an unknown
+id).  File paths are never taken from a request: the ``*_file`` functions look
+a product up by its id and return the path the database registered.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .context import ApiContext
+
+RECENT_GROUPS = 10
+"""Groups listed by :func:`status`."""
+STAGE_ORDER = ("converted", "calibrated", "applied", "imaged")
+"""Checkpoints of a group, in order (``pipeline.chain.STAGES``)."""
+STAGE_TIMINGS = {"convert": ("total_time",), "calibrate": ("cal_k_time", "cal_b_time", "cal_g_time"),
+                 "apply": ("apply_time",), "image": ("image_time",), "qa": ("qa_time",)}
+"""Stage name -> ``performance_metrics`` columns whose sum is its time (s)."""
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A page of a listing: ``{"total", "limit", "offset", "items"}``."""
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------- queue
+
+
+def group_summary(g) -> dict[str, Any]:
+    """One queue row (:class:`~dsa110_contimg.db.queue.GroupRow`) without its files."""
+    return {"group_id": g.group_id, "state": g.state, "processing_stage": g.processing_stage,
+            "received_at": g.received_at, "last_update": g.last_update, "retry_count": g.retry_count,
+            "error": g.error, "hold_reason": g.hold_reason, "partial": bool(g.partial), "n_files": len(g.files),
+            "expected_subbands": g.expected_subbands}
+
+
+def stage_seconds(metrics: dict[str, Any] | None) -> dict[str, float | None]:
+    """Seconds per stage (``convert``, ``calibrate``, ``apply``, ``image``, ``qa``) from a metrics row."""
+    m = metrics or {}
+    out: dict[str, float | None] = {}
+    for stage, cols in STAGE_TIMINGS.items():
+        vals = [m[c] for c in cols if m.get(c) is not None]
+        out[stage] = float(sum(vals)) if vals else None
+    return out
+
+
+def heartbeat(ctx: ApiContext, conn, name: str = "stream") -> dict[str, Any] | None:
+    """The daemon's last heartbeat with its age and whether it is ``alive`` or ``stale``."""
+    from ..db import queue as q
+
+    hb = q.get_heartbeat(conn, name) if conn is not None else None
+    if hb is None:
+        return None
+    age = hb.age_s()
+    return {"name": hb.name, "pid": hb.pid, "host": hb.host, "updated_at": hb.updated_at, "age_s": round(age, 1),
+            "state": "alive" if age <= ctx.heartbeat_stale_s else "stale", "info": hb.info}
+
+
+def status(ctx: ApiContext) -> dict[str, Any]:
+    """Queue counts by state, recent groups, active calibration sets and the daemon's heartbeat."""
+    from ..db import queue as q
+
+    out: dict[str, Any] = {"time": _now().isoformat(timespec="seconds"), "queue": dict.fromkeys(q.STATES, 0),
+                           "total_groups": 0, "recent_groups": [], "heartbeat": None,
+                           "active_calibration_sets": [], "writes_enabled": ctx.writes_enabled}
+    with ctx.queue() as conn:
+        if conn is not None:
+            out["queue"] = q.counts_by_state(conn)
+            out["total_groups"] = sum(out["queue"].values())
+            out["recent_groups"] = [group_summary(g) for g in q.list_groups(conn, limit=RECENT_GROUPS)]
+            out["heartbeat"] = heartbeat(ctx, conn)
+    out["active_calibration_sets"] = calibration_sets(ctx, status="active", now_only=True)
+    return out
+
+
+def list_groups(ctx: ApiContext, state: str | None, limit: int, offset: int) -> dict[str, Any]:
+    """A page of groups (newest first), optionally in one state."""
+    from ..db import queue as q
+
+    with ctx.queue() as conn:
+        if conn is None:
+            return page([], 0, limit, offset)
+        counts = q.counts_by_state(conn)
+        total = counts.get(state, 0) if state else sum(counts.values())
+        return page([group_summary(g) for g in q.list_groups(conn, state=state, limit=limit, offset=offset)],
+                    total, limit, offset)
+
+
+def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
+    """One group: files, missing subbands, stages with timings, errors, its MS and images."""
+    from ..conversion.convert import ms_name
+    from ..db import products as pdb
+    from ..db import queue as q
+
+    with ctx.queue() as conn:
+        g = q.get_group(conn, group_id) if conn is not None else None
+        if g is None:
+            return None
+        metrics = q.get_metrics(conn, group_id)
+    reached = STAGE_ORDER.index(g.processing_stage) if g.processing_stage in STAGE_ORDER else -1
+    seconds = stage_seconds(metrics)
+    checkpoint = {"convert": "converted", "calibrate": "calibrated", "apply": "applied", "image": "imaged",
+                  "qa": "imaged"}
+    # a target group has no calibrate stage: it goes from converted to applied
+    stages = [{"stage": s, "done": reached >= STAGE_ORDER.index(checkpoint[s]),
+               "skipped": s == "calibrate" and seconds[s] is None and reached >= STAGE_ORDER.index("applied"),
+               "seconds": seconds[s]} for s in STAGE_TIMINGS]
+    out = {**group_summary(g), "files": [{"subband": k, "path": v} for k, v in sorted(g.files.items())],
+           "missing_subbands": g.missing_subbands, "notes": g.notes, "checkpoint_path": g.checkpoint_path,
+           "stages": stages, "metrics": metrics or {}, "latency_s": (metrics or {}).get("latency_s"),
+           "ms": None, "images": []}
+    ms_path = g.checkpoint_path or str(ctx.settings.output_dir / ms_name(group_id))
+    with ctx.products() as pconn:
+        if pconn is not None:
+            ms = pdb.get_ms(pconn, ms_path)
+            out["ms"] = ms_row(ms) if ms is not None else None
+            out["images"] = [image_summary(i) for i in pdb.list_images(pconn, limit=20, ms_path=ms_path)]
+    return out
+
+
+# --------------------------------------------------------------------------- products
+
+
+def ms_row(ms) -> dict[str, Any]:
+    """One ``ms_index`` row."""
+    return {"path": ms.path, "name": Path(ms.path).name, "group_id": Path(ms.path).stem,
+            "start_mjd": ms.start_mjd, "end_mjd": ms.end_mjd, "mid_mjd": ms.mid_mjd, "processed_at": ms.processed_at,
+            "status": ms.status, "stage": ms.stage, "stage_updated_at": ms.stage_updated_at,
+            "cal_applied": ms.cal_applied, "imagename": ms.imagename, "ra_deg": ms.ra_deg, "dec_deg": ms.dec_deg}
+
+
+def list_ms(ctx: ApiContext, stage: str | None, status: str | None, limit: int, offset: int) -> dict[str, Any]:
+    """A page of ``ms_index`` (newest data first)."""
+    from ..db import products as pdb
+
+    with ctx.products() as conn:
+        if conn is None:
+            return page([], 0, limit, offset)
+        return page([ms_row(m) for m in pdb.list_ms(conn, stage=stage, status=status, limit=limit, offset=offset)],
+                    pdb.count_ms(conn, stage=stage, status=status), limit, offset)
+
+
+def image_summary(img) -> dict[str, Any]:
+    """One image row with the URLs of its files (only those the database registered)."""
+    base = f"/api/images/{img.id}"
+    fits = img.fits_path or (img.path if img.path.endswith(".fits") else None)
+    return {"id": img.id, "name": Path(img.path).name, "path": img.path, "ms_path": img.ms_path,
+            "group_id": Path(img.ms_path).stem if img.ms_path else None, "created_at": img.created_at,
+            "type": img.type, "backend": img.backend, "status": img.status, "pbcor": img.pbcor,
+            "freq_hz": img.freq_hz, "noise_jy": img.noise_jy, "peak_jy": img.peak_jy,
+            "dynamic_range": img.dynamic_range, "beam_major_arcsec": img.beam_major_arcsec,
+            "beam_minor_arcsec": img.beam_minor_arcsec, "beam_pa_deg": img.beam_pa_deg,
+            "n_detections": img.n_detections, "flux_ratio_median": img.flux_ratio_median,
+            "astrometry_offset_arcsec": img.astrometry_offset_arcsec,
+            "urls": {"self": base, "page": f"/images/{img.id}",
+                     "fits": f"{base}/fits" if fits else None,
+                     "thumbnail": f"{base}/thumbnail.png" if img.thumbnail_path else None,
+                     "qa_plot": f"{base}/qa.png" if img.qa_plot_path else None}}
+
+
+def list_images(ctx: ApiContext, limit: int, offset: int, type: str | None = None) -> dict[str, Any]:
+    """A page of images (newest first), optionally of one type."""
+    from ..db import products as pdb
+
+    with ctx.products() as conn:
+        if conn is None:
+            return page([], 0, limit, offset)
+        return page([image_summary(i) for i in pdb.list_images(conn, limit=limit, offset=offset, type=type)],
+                    pdb.count_images(conn, type=type), limit, offset)
+
+
+def detection_row(d) -> dict[str, Any]:
+    """One detection with its catalog match and the measured/catalog flux ratio."""
+    ratio = (d.int_jy / d.catalog_flux_jy) if d.int_jy is not None and d.catalog_flux_jy else None
+    return {"id": d.id, "ra_deg": d.ra_deg, "dec_deg": d.dec_deg, "ra_err_arcsec": d.ra_err_arcsec,
+            "dec_err_arcsec": d.dec_err_arcsec, "peak_jy": d.peak_jy, "peak_err_jy": d.peak_err_jy,
+            "int_jy": d.int_jy, "int_err_jy": d.int_err_jy, "snr": d.snr,
+            "catalog_source_id": d.catalog_source_id, "catalog_sep_arcsec": d.catalog_sep_arcsec,
+            "catalog_flux_jy": d.catalog_flux_jy, "flux_ratio": ratio}
+
+
+def image_detail(ctx: ApiContext, image_id: int) -> dict[str, Any] | None:
+    """One image: metadata, QA numbers, timings and detections."""
+    from ..db import products as pdb
+
+    with ctx.products() as conn:
+        img = pdb.get_image(conn, image_id) if conn is not None else None
+        if img is None:
+            return None
+        dets = pdb.get_detections(conn, image_id)
+    return {**image_summary(img), "qa": img.qa or {}, "timings": img.timings or {},
+            "detections": [detection_row(d) for d in dets]}
+
+
+def image_file(ctx: ApiContext, image_id: int, kind: str) -> Path | None:
+    """Registered path of an image's ``'fits'``, ``'thumbnail'`` or ``'qa_plot'`` file, or ``None``."""
+    from ..db import products as pdb
+
+    with ctx.products() as conn:
+        img = pdb.get_image(conn, image_id) if conn is not None else None
+    if img is None:
+        return None
+    path = {"fits": img.fits_path or (img.path if img.path.endswith(".fits") else None),
+            "thumbnail": img.thumbnail_path, "qa_plot": img.qa_plot_path}[kind]
+    return Path(path) if path else None
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def calset_dict(s) -> dict[str, Any]:
+    """One calibration set with its tables and the URLs of their plots."""
+    from ..db.cal_registry import mjd_to_iso
+
+    name = quote(s.set_name, safe="")
+    return {"set_name": s.set_name, "status": s.status, "cal_field": s.cal_field, "refant": s.refant,
+            "valid_start_mjd": s.valid_start_mjd, "valid_end_mjd": s.valid_end_mjd,
+            "valid_start": mjd_to_iso(s.valid_start_mjd), "valid_end": mjd_to_iso(s.valid_end_mjd),
+            "source_ms_path": s.source_ms_path, "created_at": s.created_at, "solver_command": s.solver_command,
+            "solver_version": s.solver_version, "notes": s.notes,
+            "tables": [{"table_type": e.table_type, "path": e.path, "name": Path(e.path).name,
+                        "order_index": e.order_index, "quality_metrics": e.quality_metrics or {},
+                        "plot_url": (f"/api/caltables/{name}/plots/{quote(e.table_type, safe='')}.png"
+                                     if e.qa_plot_path else None)} for e in s.entries]}
+
+
+def calibration_sets(ctx: ApiContext, status: str | None = None, now_only: bool = False) -> list[dict[str, Any]]:
+    """Calibration sets (newest validity first); ``now_only`` keeps those valid now or in the future."""
+    from ..db import cal_registry as reg
+
+    with ctx.registry() as conn:
+        if conn is None:
+            return []
+        sets = reg.list_sets(conn, status=status)
+    out = [calset_dict(s) for s in reversed(sets)]
+    if now_only:
+        mjd_now = _now().timestamp() / 86400.0 + 40587.0
+        current = [d for d in out if d["valid_end_mjd"] is None or d["valid_end_mjd"] >= mjd_now]
+        out = current or out[:1]
+    return out
+
+
+def calibration_set(ctx: ApiContext, set_name: str) -> dict[str, Any] | None:
+    """One calibration set by name, or ``None``."""
+    from ..db import cal_registry as reg
+
+    with ctx.registry() as conn:
+        if conn is None:
+            return None
+        try:
+            return calset_dict(reg.get_set(conn, set_name))
+        except reg.CalRegistryError:
+            return None
+
+
+def calplot_file(ctx: ApiContext, set_name: str, table_type: str) -> Path | None:
+    """Registered plot of table ``table_type`` of set ``set_name``, or ``None``."""
+    from ..db import cal_registry as reg
+
+    with ctx.registry() as conn:
+        if conn is None:
+            return None
+        try:
+            s = reg.get_set(conn, set_name)
+        except reg.CalRegistryError:
+            return None
+    e = next((e for e in s.entries if e.table_type == table_type and e.qa_plot_path), None)
+    return Path(e.qa_plot_path) if e is not None else None
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _quantile(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def performance(ctx: ApiContext, limit: int) -> dict[str, Any]:
+    """Per-group stage timings over time (newest first), per-stage median/p90, and throughput per bin."""
+    from ..db import queue as q
+
+    rows: list[dict[str, Any]] = []
+    with ctx.queue() as conn:
+        if conn is not None:
+            rows = q.list_metrics(conn, limit=limit)
+    groups = [{"group_id": m["group_id"], "recorded_at": m.get("recorded_at"), "writer_type": m.get("writer_type"),
+               **{f"{k}_s": v for k, v in stage_seconds(m).items()}, "latency_s": m.get("latency_s")}
+              for m in rows]
+    summary = {}
+    for key in [f"{k}_s" for k in STAGE_TIMINGS] + ["latency_s"]:
+        vals = [g[key] for g in groups if g[key] is not None]
+        summary[key] = ({"n": len(vals), "median": statistics.median(vals), "p90": _quantile(vals, 0.9),
+                         "max": max(vals)} if vals else {"n": 0, "median": None, "p90": None, "max": None})
+    return {"groups": groups, "summary": summary, "throughput": throughput(groups)}
+
+
+def throughput(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Groups finished per time bin (one 309.24 s group cadence when the span is under 2 h, else 1 h)."""
+    from ..db.queue_schema import GROUP_SECONDS
+
+    times = sorted(datetime.fromisoformat(g["recorded_at"].replace("Z", "+00:00")).timestamp()
+                   for g in groups if g.get("recorded_at") and g.get("latency_s") is not None)
+    if not times:
+        return []
+    width = GROUP_SECONDS if times[-1] - times[0] < 7200 else 3600.0
+    t0 = times[0] - times[0] % width
+    bins: dict[int, int] = {}
+    for t in times:
+        bins[int((t - t0) // width)] = bins.get(int((t - t0) // width), 0) + 1
+    n = max(bins) + 1
+    return [{"start": datetime.fromtimestamp(t0 + i * width, timezone.utc).isoformat(timespec="seconds"),
+             "width_s": width, "completed": bins.get(i, 0)} for i in range(max(0, n - 48), n)]
+
+
+def system(ctx: ApiContext) -> dict[str, Any]:
+    """CPU, memory, load and the free space of the pipeline's folders."""
+    import os
+
+    import psutil
+
+    s = ctx.settings
+    vm = psutil.virtual_memory()
+    disks = []
+    for name, path in (("incoming", s.incoming_dir), ("output", s.output_dir), ("stage", s.stage_dir),
+                       ("state", s.state_dir)):
+        row: dict[str, Any] = {"name": name, "path": str(path), "exists": Path(path).is_dir()}
+        if row["exists"]:
+            du = psutil.disk_usage(str(path))
+            row.update(total_bytes=du.total, free_bytes=du.free, used_percent=du.percent)
+        disks.append(row)
+    return {"time": _now().isoformat(timespec="seconds"), "cpu_percent": psutil.cpu_percent(interval=None),
+            "cpu_count": psutil.cpu_count(), "load_avg": list(os.getloadavg()),
+            "memory": {"total_bytes": vm.total, "available_bytes": vm.available, "used_percent": vm.percent},
+            "disks": disks}
