@@ -42,7 +42,6 @@ from bench_common import REPO
 TARGET_P99_MS = 50.0
 T0 = datetime(2025, 10, 2, tzinfo=timezone.utc).timestamp()
 MJD_UNIX = 40587.0  # MJD of 1970-01-01
-TAIL = ["failed"] * 5 + ["held"] * 3 + ["in_progress"] * 2 + ["pending"] * 4 + ["collecting"]
 
 
 def _mjd(t: float) -> float:
@@ -62,7 +61,7 @@ def fill(work: Path, n_groups: int, seed: int = 1) -> dict[str, int]:
     work
         Work folder; databases go to ``state/``, (non-existent) files are named under ``incoming/`` and ``output/``.
     n_groups
-        Number of observation groups; the newest 7 and 8 scattered ones are not completed (see ``TAIL``).
+        Observation groups: all completed but 5 failed, 3 held, 2 in progress, 4 pending, 1 collecting.
     seed
         Seed of the random figures.
 
@@ -79,7 +78,7 @@ def fill(work: Path, n_groups: int, seed: int = 1) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     state, out = work / "state", work / "output"
     states = ["completed"] * n_groups
-    states[n_groups - 7:] = TAIL[-7:]  # in_progress, pending, collecting: the newest
+    states[n_groups - 7:] = ["in_progress"] * 2 + ["pending"] * 4 + ["collecting"]  # the newest
     for i in range(n_groups - 10, n_groups - 31, -10):  # held: recent, waiting for a calibration set
         states[i] = "held"
     for i in rng.choice(n_groups - 40, 5, replace=False):
@@ -229,8 +228,10 @@ def stop(proc: subprocess.Popen) -> None:
 PATHS = {"status": "/api/status", "images": "/api/images?limit=50", "images_paged": "/api/images?limit=50&offset=5000"}
 
 
-async def load(base: str, rate: float, seconds: float) -> list[tuple]:
+async def load(base: str, rate: float, seconds: float, timeout: float = 10.0) -> list[tuple]:
     """Open-loop load: request ``i`` is started at ``i / rate`` s whether or not earlier ones have answered.
+
+    A request not answered within ``timeout`` seconds (waiting for a pooled connection included) fails.
 
     Returns
     -------
@@ -241,13 +242,13 @@ async def load(base: str, rate: float, seconds: float) -> list[tuple]:
 
     recs: list[tuple] = []
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10.0) as client:
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
         async def one(kind: str, at: float, start: float) -> None:
             t = time.perf_counter()
             try:
-                r = await client.get(PATHS[kind])
+                r = await asyncio.wait_for(client.get(PATHS[kind]), timeout)
                 ok, size = r.status_code == 200, len(r.content)
-            except httpx.HTTPError:
+            except (httpx.HTTPError, asyncio.TimeoutError):
                 ok, size = False, 0
             recs.append((kind, at - start, t - at, time.perf_counter() - t, ok, size))
 

@@ -47,3 +47,11 @@ def small_cal_group(tmp_path_factory, antpos_csv):
                                    sources_csv=src_csv, noise=False, gains=False, antpos_csv=antpos_csv, seed=3))
     return res.groups[0]
 
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, antpos_csv):
+    """Databases and products of a real streaming run on three small groups (see ``api_helpers``)."""
+    from api_helpers import run_pipeline
+
+    return run_pipeline(tmp_path_factory.mktemp("api_run"), antpos_csv)

@@ -182,6 +182,11 @@ def get_settings() -> Settings:
     return load_settings()
 
 
+def quarantine_dir(incoming_dir: str | os.PathLike[str]) -> Path:
+    """Where the streaming daemon keeps the files of a group that failed on bad input (beside the incoming folder)."""
+    return Path(incoming_dir).parent / "quarantine"
+
+
 def cli_settings() -> Settings:
     """:func:`get_settings` for the CLI commands: a :class:`ConfigError` becomes a click error (exit 1)."""
     import click

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def create_app(settings=None):
+def create_app(settings=None, refresh_s: float = 10.0):
     """Build the FastAPI app (see :func:`dsa110_contimg.api.app.create_app`)."""
     from .app import create_app as _create
 
-    return _create(settings)
+    return _create(settings, refresh_s)
 
 
 def __getattr__(name: str) -> Any:

@@ -15,8 +15,10 @@ from .context import ApiContext
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> FastAPI:
     """Build the app for ``settings`` (default: the environment's, as everywhere in the pipeline).
+
+    ``refresh_s`` is the reload interval of the dashboard's live pages (0: off).
 
     The databases are opened read-only per request and never created; before the
     pipeline has made them the endpoints answer with empty results.
@@ -32,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "images and QA, timings. Read endpoints are open; write endpoints need "
                               "`Authorization: Bearer $PIPELINE_API_TOKEN` and are disabled when it is unset.",
                   version=_version())
-    app.state.ctx = ApiContext(settings)
+    app.state.ctx = ApiContext(settings, refresh_s=refresh_s)
     app.include_router(routes.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")

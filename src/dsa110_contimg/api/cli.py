@@ -23,13 +23,14 @@ def free_port(host: str, preferred: int) -> int:
     raise OSError(f"no free port on {host}")  # pragma: no cover
 
 
-def serve(settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+def serve(settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning",
+          refresh_s: float = 10.0) -> None:
     """Serve the app for ``settings`` with uvicorn until interrupted (Ctrl-C)."""
     import uvicorn
 
     from .app import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(settings, refresh_s), host=host, port=port, log_level=log_level)
 
 
 def settings_env(settings) -> str:
@@ -45,11 +46,13 @@ def settings_env(settings) -> str:
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
-def api_cmd(host: str, port: int, log_level: str) -> None:
+@click.option("--refresh", "refresh_s", type=float, default=10.0, show_default=True,
+              help="Reload interval of the dashboard's live pages (s; 0: off).")
+def api_cmd(host: str, port: int, log_level: str, refresh_s: float) -> None:
     """Serve the monitoring API (/api, OpenAPI at /docs) and the dashboard (/)."""
     from ..config import cli_settings
 
     s = cli_settings()
     click.echo(f"dashboard: http://{host}:{port}/  (queue {s.queue_db}, products {s.products_db}, "
                f"registry {s.cal_registry_db}; writes {'enabled' if s.api_token else 'disabled'})")
-    serve(s, host, port, log_level)
+    serve(s, host, port, log_level, refresh_s)

@@ -24,6 +24,8 @@ class ApiContext:
     """Effective settings (database paths, folders, the write token)."""
     heartbeat_stale_s: float = 60.0
     """A daemon whose last heartbeat is older than this is reported as stale."""
+    refresh_s: float = 10.0
+    """Reload interval of the dashboard's live pages (s; 0 turns it off)."""
 
     @contextmanager
     def _open(self, opener: Callable[[str], sqlite3.Connection | None], path) -> Iterator[sqlite3.Connection | None]:

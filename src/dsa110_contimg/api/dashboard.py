@@ -8,6 +8,7 @@ every few seconds while the pipeline runs.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,8 +24,6 @@ from .routes import Ctx
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
-REFRESH_S = 10
-"""Reload interval of the live pages (s)."""
 
 
 def _fmt(value, fmt: str = ".3g", scale: float = 1.0, none: str = "–") -> str:
@@ -46,7 +45,9 @@ templates.env.filters["bytes"] = _bytes
 
 
 def _render(request: Request, name: str, refresh: bool, **context) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"refresh_s": REFRESH_S if refresh else 0, **context})
+    seconds = request.app.state.ctx.refresh_s if refresh else 0
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return templates.TemplateResponse(request, name, {"refresh_s": seconds, "now": now, **context})
 
 
 def _charts(perf: dict) -> dict[str, Markup]:

@@ -23,6 +23,8 @@ STAGE_ORDER = ("converted", "calibrated", "applied", "imaged")
 STAGE_TIMINGS = {"convert": ("total_time",), "calibrate": ("cal_k_time", "cal_b_time", "cal_g_time"),
                  "apply": ("apply_time",), "image": ("image_time",), "qa": ("qa_time",)}
 """Stage name -> ``performance_metrics`` columns whose sum is its time (s)."""
+STAGE_TOTALS = {"calibrate": "calibrate_time"}
+"""Stage name -> metrics key of the whole stage's time, preferred when recorded (the solves are only part)."""
 
 
 def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -50,7 +52,8 @@ def stage_seconds(metrics: dict[str, Any] | None) -> dict[str, float | None]:
     m = metrics or {}
     out: dict[str, float | None] = {}
     for stage, cols in STAGE_TIMINGS.items():
-        vals = [m[c] for c in cols if m.get(c) is not None]
+        total = m.get(STAGE_TOTALS.get(stage, ""))
+        vals = [total] if total is not None else [m[c] for c in cols if m.get(c) is not None]
         out[stage] = float(sum(vals)) if vals else None
     return out
 
@@ -99,6 +102,7 @@ def list_groups(ctx: ApiContext, state: str | None, limit: int, offset: int) -> 
 
 def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
     """One group: files, missing subbands, stages with timings, errors, its MS and images."""
+    from ..config import quarantine_dir
     from ..conversion.convert import ms_name
     from ..db import products as pdb
     from ..db import queue as q
@@ -116,7 +120,11 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
     stages = [{"stage": s, "done": reached >= STAGE_ORDER.index(checkpoint[s]),
                "skipped": s == "calibrate" and seconds[s] is None and reached >= STAGE_ORDER.index("applied"),
                "seconds": seconds[s]} for s in STAGE_TIMINGS]
-    out = {**group_summary(g), "files": [{"subband": k, "path": v} for k, v in sorted(g.files.items())],
+    quarantine = quarantine_dir(ctx.settings.incoming_dir)
+    files = [{"subband": k, "path": v, "exists": Path(v).is_file(),
+              "quarantined": str(quarantine / Path(v).name) if (quarantine / Path(v).name).is_file() else None}
+             for k, v in sorted(g.files.items())]
+    out = {**group_summary(g), "files": files,
            "missing_subbands": g.missing_subbands, "notes": g.notes, "checkpoint_path": g.checkpoint_path,
            "stages": stages, "metrics": metrics or {}, "latency_s": (metrics or {}).get("latency_s"),
            "ms": None, "images": []}

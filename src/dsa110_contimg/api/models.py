@@ -36,7 +36,9 @@ class GroupSummary(BaseModel):
 
 class FileEntry(BaseModel):
     subband: int
-    path: str
+    path: str = Field(description="Where the file was registered.")
+    exists: bool = Field(description="Whether it is still there.")
+    quarantined: str | None = Field(description="Where it is kept when its group failed on bad input.")
 
 
 class StageTiming(BaseModel):

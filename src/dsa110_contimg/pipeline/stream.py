@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import quarantine_dir
 from . import chain
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class StreamDaemon:
             telescope_name=settings.telescope_name, cal_registry_db=settings.cal_registry_db,
             expected_subbands=settings.expected_subbands, quick_image=opts.quick_image,
             catalog_path=_catalog(settings))
-        self.quarantine = Path(opts.input_dir).parent / "quarantine"
+        self.quarantine = quarantine_dir(opts.input_dir)
         self.running: dict[str, tuple[str, Future, dict]] = {}
         self.executor = None
         self.observer = None
@@ -312,7 +313,8 @@ class StreamDaemon:
             elif outcome.stage == "calibrated":
                 res = outcome.payload
                 register_solution(res, self.settings.cal_registry_db)
-                q.record_metrics(conn, outcome.group_id, {"cal_k_time": res.timings.get("K"),
+                q.record_metrics(conn, outcome.group_id, {"calibrate_time": outcome.timings.get("calibrate"),
+                                                          "cal_k_time": res.timings.get("K"),
                                                           "cal_b_time": res.timings.get("B"),
                                                           "cal_g_time": res.timings.get("G")})
             elif outcome.stage == "applied":

@@ -1,6 +1,6 @@
 // Reload the page content every data-refresh seconds while the pipeline runs (plain JS, no build step).
 (function () {
-  var seconds = parseInt(document.body.dataset.refresh || "0", 10);
+  var seconds = parseFloat(document.body.dataset.refresh || "0");
   if (!seconds) return;
   function enabled() {
     var box = document.getElementById("autorefresh");

@@ -1,0 +1,51 @@
+"""A real pipeline run for the API and dashboard tests: small simulated groups through the streaming daemon."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from imaging_helpers import staged_groups
+
+
+@dataclass
+class PipelineRun:
+    """What the run left: its settings (databases, folders) and the simulated groups."""
+
+    root: Path
+    settings: object
+    env: dict
+    groups: list
+    """Simulated groups: [calibrator group, target group, bad group]."""
+    bad_file: Path
+    """The file of the third group replaced by garbage (the group fails, its files are quarantined)."""
+
+
+def run_pipeline(root: Path, antpos_csv: Path) -> PipelineRun:
+    """Three small groups: 3C147 transiting (solved, registered, imaged), a target (calibrated from the
+    registry, imaged) and one with a corrupt subband file (fails, quarantined)."""
+    from dsa110_contimg.pipeline.stream import StreamDaemon, StreamOptions
+
+    groups, env, s = staged_groups(root, antpos_csv, groups=3, seed=23, n_sources=6)
+    bad = s.incoming_dir / groups[2].files[5].name
+    bad.write_text("not an HDF5 file")
+    daemon = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, executor="inline",
+                                        poll_interval_s=0.1, hold_retry_s=0.5, use_inotify=False), s)
+    daemon.run(max_seconds=600, until_idle=True)
+    return PipelineRun(root, s, env, groups, bad)
+
+
+def copy_state(run: PipelineRun, dest: Path):
+    """Copy the run's three databases into ``dest`` (for tests that write); returns settings using the copies."""
+    from dataclasses import replace
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for attr in ("queue_db", "products_db", "cal_registry_db"):
+        src = Path(getattr(run.settings, attr))
+        for suffix in ("", "-wal", "-shm"):
+            if Path(str(src) + suffix).exists():
+                shutil.copy(str(src) + suffix, dest / (src.name + suffix))
+        out[attr] = dest / src.name
+    return replace(run.settings, **out)
