@@ -181,8 +181,11 @@ def fill(work: Path, n_groups: int, seed: int = 1) -> dict[str, int]:
     return counts
 
 
-def serve(app: str, work: Path) -> tuple[subprocess.Popen, str, Path]:
-    """Start uvicorn on a free loopback port and wait (30 s at most) until ``/api/status`` answers 200."""
+def serve(app: str, work: Path, cache_s: float | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """Start uvicorn on a free loopback port and wait (30 s at most) until ``/api/status`` answers 200.
+
+    ``cache_s`` sets the API's answer cache (``PIPELINE_API_CACHE_S``; ``None``: its default).
+    """
     import httpx
 
     with socket.socket() as s:
@@ -193,6 +196,8 @@ def serve(app: str, work: Path) -> tuple[subprocess.Popen, str, Path]:
                PIPELINE_PRODUCTS_DB=str(st / "products.sqlite3"), CAL_REGISTRY_DB=str(st / "cal_registry.sqlite3"),
                PIPELINE_INCOMING_DIR=str(work / "incoming"), PIPELINE_OUTPUT_DIR=str(work / "output"),
                PIPELINE_STAGE_DIR=str(work / "stage"))
+    if cache_s is not None:
+        env["PIPELINE_API_CACHE_S"] = str(cache_s)
     log = work / "server.log"
     cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with open(log, "wb") as fh:
@@ -300,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, help="work folder (kept); default a temporary one under /tmp")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--cache-s", type=float, help="the API's answer cache, s (PIPELINE_API_CACHE_S; 0 turns it "
+                                                   "off; default: the API's own default)")
     ap.add_argument("--app", default="dsa110_contimg.api:app", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.groups < 100 or args.rate <= 0 or args.duration <= 0 or args.warmup < 0:
@@ -316,8 +323,9 @@ def main(argv: list[str] | None = None) -> None:
         fill_s = time.perf_counter() - t
         print(f"bench_api: filled {work}/state in {fill_s:.1f} s: "
               + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-        proc, base, log = serve(args.app, work)
-        print(f"serving {args.app} at {base} (pid {proc.pid}); {args.rate:g} requests/s open loop for "
+        proc, base, log = serve(args.app, work, args.cache_s)
+        cache = "default" if args.cache_s is None else f"{args.cache_s:g} s"
+        print(f"serving {args.app} at {base} (pid {proc.pid}, answer cache {cache}); {args.rate:g} requests/s open loop for "
               f"{args.warmup:g} s warm-up + {args.duration:g} s, {os.cpu_count()} cores")
         cpu0, wall0, own0 = _cpu_s(proc.pid), time.perf_counter(), time.process_time()
         recs = asyncio.run(load(base, args.rate, args.warmup + args.duration))

@@ -288,3 +288,22 @@ def test_dashboard_pages_render_the_run(client, pipeline_run):
     bad_id = client.get("/api/groups?state=failed").json()["items"][0]["group_id"]
     assert "quarantined" in client.get(f"/groups/{bad_id}").text
     assert client.get("/images/999999").status_code == 404 and client.get("/groups/nope").status_code == 404
+
+
+def test_answer_cache_and_invalidation(pipeline_run, tmp_path):
+    from dataclasses import replace
+
+    from dsa110_contimg.db import queue as q
+
+    s = replace(copy_state(pipeline_run, tmp_path / "copy"), api_cache_s=60.0, api_token="t")
+    c = TestClient(create_app(s))
+    before = c.get("/api/status").json()
+    cal, target = sorted(g["group_id"] for g in before["recent_groups"] if g["state"] == "completed")
+    conn = q.connect(s.queue_db)
+    q.reprocess(conn, cal, requested_by="test")  # the daemon's process writes: the API answers from its cache
+    conn.close()
+    assert c.get("/api/status").json()["queue"] == before["queue"]
+    assert TestClient(create_app(replace(s, api_cache_s=0))).get("/api/status").json()["queue"]["pending"] == 1
+    # a write through the API forgets every cached answer
+    assert c.post(f"/api/reprocess/{target}", headers={"Authorization": "Bearer t"}).status_code == 200
+    assert c.get("/api/status").json()["queue"]["pending"] == 2

@@ -47,6 +47,13 @@ def test_bad_subband_count_names_variable(tmp_path, value):
         load_settings({"PIPELINE_STATE_DIR": str(tmp_path), "PIPELINE_EXPECTED_SUBBANDS": value})
 
 
+@pytest.mark.parametrize("value", ["soon", "-1", "7200"])
+def test_bad_api_cache_names_variable(tmp_path, value):
+    with pytest.raises(ConfigError, match="PIPELINE_API_CACHE_S"):
+        load_settings({"PIPELINE_STATE_DIR": str(tmp_path), "PIPELINE_API_CACHE_S": value})
+    assert load_settings({"PIPELINE_STATE_DIR": str(tmp_path), "PIPELINE_API_CACHE_S": "0"}).api_cache_s == 0.0
+
+
 def test_uncreatable_directory_names_variable(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -65,7 +65,7 @@ def dump(conn, table: str) -> list[tuple]:
 
 def test_connect_creates_schema_wal_and_indices(db, db_path):
     assert db_path.is_file()
-    assert db.execute("PRAGMA user_version").fetchone()[0] == pdb.SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == pdb.SCHEMA_VERSION == 3
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     ms_cols = [r[1] for r in db.execute("PRAGMA table_info(ms_index)")]
@@ -136,7 +136,7 @@ def test_migration_is_atomic_and_refuses_newer_schema(tmp_path):
     c.execute(f"PRAGMA user_version = {pdb.SCHEMA_VERSION + 1}")
     c.commit()
     c.close()
-    with pytest.raises(ProductsDBError, match=r"products database schema version 3 is newer"):
+    with pytest.raises(ProductsDBError, match=rf"products database schema version {pdb.SCHEMA_VERSION + 1} is newer"):
         connect(path)
     c = sqlite3.connect(path)
     assert c.execute("PRAGMA user_version").fetchone()[0] == pdb.SCHEMA_VERSION + 1
@@ -455,3 +455,17 @@ def test_reader_in_other_thread_while_writer_thread_holds_lock(db, db_path):
 
 def test_module_doctest():
     assert doctest.testmod(pdb).failed == 0
+
+
+def test_newest_first_listings_page_through_an_index(db):
+    """The API pages images newest first: SQLite must walk an index, not sort the whole table per request."""
+    for kind in (None, "image"):
+        where = "" if kind is None else " WHERE type = 'image'"
+        plan = " ".join(r[3] for r in db.execute(
+            f"EXPLAIN QUERY PLAN SELECT * FROM images{where} ORDER BY created_at DESC, id DESC LIMIT 50 OFFSET 10"))
+        assert "TEMP B-TREE" not in plan and "USING INDEX" in plan, plan
+    pdb.upsert_image(db, pdb.ImageRecord(path="/d/old.fits", created_at="2025-01-01T00:00:00"))
+    pdb.upsert_image(db, pdb.ImageRecord(path="/d/new.fits", created_at="2025-02-01T00:00:00"))
+    db.execute("UPDATE images SET created_at = NULL WHERE path = '/d/old.fits'")
+    names = [Path(i.path).name for i in pdb.list_images(db)]
+    assert names[0] == "new.fits" and names[-1] == "old.fits"  # unknown times last

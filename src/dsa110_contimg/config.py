@@ -51,6 +51,8 @@ class Settings:
     """Station coordinates CSV; ``None`` means use the UVH5 header (``PIPELINE_ANTPOS_CSV``)."""
     api_token: str | None = None
     """Bearer token for the API's write endpoints (``PIPELINE_API_TOKEN``)."""
+    api_cache_s: float = 1.0
+    """How long the API reuses an answer it computed (s; 0: never) (``PIPELINE_API_CACHE_S``)."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from: ``env:VAR`` or ``default``."""
 
@@ -77,6 +79,7 @@ _VARIABLES: dict[str, str] = {
     "PIPELINE_STAGE_DIR": "stage_dir",
     "PIPELINE_ANTPOS_CSV": "antpos_csv",
     "PIPELINE_API_TOKEN": "api_token",
+    "PIPELINE_API_CACHE_S": "api_cache_s",
 }
 
 
@@ -150,6 +153,13 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
     if antpos is not None and not antpos.is_file():
         raise ConfigError(f"PIPELINE_ANTPOS_CSV={antpos}: file not found")
     token = get("PIPELINE_API_TOKEN")
+    raw_cache = get("PIPELINE_API_CACHE_S")
+    try:
+        cache_s = 1.0 if raw_cache is None else float(raw_cache)
+    except ValueError:
+        raise ConfigError(f"PIPELINE_API_CACHE_S={raw_cache!r}: not a number") from None
+    if not 0 <= cache_s <= 3600:
+        raise ConfigError(f"PIPELINE_API_CACHE_S={cache_s}: must be between 0 and 3600 seconds")
 
     if create_dirs:
         _ensure_dir("PIPELINE_STATE_DIR", state_dir)
@@ -172,6 +182,7 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
         stage_dir=stage,
         antpos_csv=antpos,
         api_token=token,
+        api_cache_s=cache_s,
         sources=sources,
     )
 

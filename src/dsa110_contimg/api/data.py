@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .context import ApiContext
+from .context import ApiContext, cached
 
 RECENT_GROUPS = 10
 """Groups listed by :func:`status`."""
@@ -70,6 +70,7 @@ def heartbeat(ctx: ApiContext, conn, name: str = "stream") -> dict[str, Any] | N
             "state": "alive" if age <= ctx.heartbeat_stale_s else "stale", "info": hb.info}
 
 
+@cached
 def status(ctx: ApiContext) -> dict[str, Any]:
     """Queue counts by state, recent groups, active calibration sets and the daemon's heartbeat."""
     from ..db import queue as q
@@ -83,10 +84,12 @@ def status(ctx: ApiContext) -> dict[str, Any]:
             out["total_groups"] = sum(out["queue"].values())
             out["recent_groups"] = [group_summary(g) for g in q.list_groups(conn, limit=RECENT_GROUPS)]
             out["heartbeat"] = heartbeat(ctx, conn)
-    out["active_calibration_sets"] = calibration_sets(ctx, status="active", now_only=True)
+    recent = out["recent_groups"]
+    out["active_calibration_sets"] = sets_in_use(ctx, recent[0]["group_id"] if recent else None)
     return out
 
 
+@cached
 def list_groups(ctx: ApiContext, state: str | None, limit: int, offset: int) -> dict[str, Any]:
     """A page of groups (newest first), optionally in one state."""
     from ..db import queue as q
@@ -100,6 +103,7 @@ def list_groups(ctx: ApiContext, state: str | None, limit: int, offset: int) -> 
                     total, limit, offset)
 
 
+@cached
 def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
     """One group: files, missing subbands, stages with timings, errors, its MS and images."""
     from ..config import quarantine_dir
@@ -148,6 +152,7 @@ def ms_row(ms) -> dict[str, Any]:
             "cal_applied": ms.cal_applied, "imagename": ms.imagename, "ra_deg": ms.ra_deg, "dec_deg": ms.dec_deg}
 
 
+@cached
 def list_ms(ctx: ApiContext, stage: str | None, status: str | None, limit: int, offset: int) -> dict[str, Any]:
     """A page of ``ms_index`` (newest data first)."""
     from ..db import products as pdb
@@ -177,6 +182,7 @@ def image_summary(img) -> dict[str, Any]:
                      "qa_plot": f"{base}/qa.png" if img.qa_plot_path else None}}
 
 
+@cached
 def list_images(ctx: ApiContext, limit: int, offset: int, type: str | None = None) -> dict[str, Any]:
     """A page of images (newest first), optionally of one type."""
     from ..db import products as pdb
@@ -198,6 +204,7 @@ def detection_row(d) -> dict[str, Any]:
             "catalog_flux_jy": d.catalog_flux_jy, "flux_ratio": ratio}
 
 
+@cached
 def image_detail(ctx: ApiContext, image_id: int) -> dict[str, Any] | None:
     """One image: metadata, QA numbers, timings and detections."""
     from ..db import products as pdb
@@ -243,22 +250,32 @@ def calset_dict(s) -> dict[str, Any]:
                                      if e.qa_plot_path else None)} for e in s.entries]}
 
 
-def calibration_sets(ctx: ApiContext, status: str | None = None, now_only: bool = False) -> list[dict[str, Any]]:
-    """Calibration sets (newest validity first); ``now_only`` keeps those valid now or in the future."""
+@cached
+def calibration_sets(ctx: ApiContext, status: str | None = None) -> list[dict[str, Any]]:
+    """Calibration sets, newest validity first (``status``: ``'active'``, ``'retired'`` or ``None`` for all)."""
     from ..db import cal_registry as reg
 
     with ctx.registry() as conn:
         if conn is None:
             return []
-        sets = reg.list_sets(conn, status=status)
-    out = [calset_dict(s) for s in reversed(sets)]
-    if now_only:
-        mjd_now = _now().timestamp() / 86400.0 + 40587.0
-        current = [d for d in out if d["valid_end_mjd"] is None or d["valid_end_mjd"] >= mjd_now]
-        out = current or out[:1]
-    return out
+        return [calset_dict(s) for s in reversed(reg.list_sets(conn, status=status))]
 
 
+def sets_in_use(ctx: ApiContext, newest_group_id: str | None) -> list[dict[str, Any]]:
+    """The active sets valid at the newest group's time (the data's time, not the wall clock: a
+    reprocessing run or a simulation is calibrated by its own era), or now when there is no group."""
+    from ..db import cal_registry as reg
+    from ..db.queue_schema import GROUP_ID_FORMAT
+
+    when = (datetime.strptime(newest_group_id, GROUP_ID_FORMAT).replace(tzinfo=timezone.utc) if newest_group_id
+            else _now())
+    with ctx.registry() as conn:
+        if conn is None:
+            return []
+        return [calset_dict(s) for s in reg.sets_valid_at(conn, when.timestamp() / 86400.0 + 40587.0)]
+
+
+@cached
 def calibration_set(ctx: ApiContext, set_name: str) -> dict[str, Any] | None:
     """One calibration set by name, or ``None``."""
     from ..db import cal_registry as reg
@@ -295,6 +312,7 @@ def _quantile(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
 
 
+@cached
 def performance(ctx: ApiContext, limit: int) -> dict[str, Any]:
     """Per-group stage timings over time (newest first), per-stage median/p90, and throughput per bin."""
     from ..db import queue as q

@@ -184,7 +184,8 @@ class StatusResponse(BaseModel):
     total_groups: int
     recent_groups: list[GroupSummary]
     heartbeat: HeartbeatModel | None = Field(description="The streaming daemon's last heartbeat.")
-    active_calibration_sets: list[CalSetModel]
+    active_calibration_sets: list[CalSetModel] = Field(
+        description="Active sets valid at the newest group's time (the ones being applied).")
     writes_enabled: bool = Field(description="Whether PIPELINE_API_TOKEN is set (write endpoints on).")
 
 

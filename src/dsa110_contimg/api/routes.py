@@ -170,5 +170,6 @@ def post_reprocess(c: Ctx, group_id: str, _: Annotated[str, Depends(require_toke
         g = q.get_group(conn, group_id)
     finally:
         conn.close()
+    c.invalidate()
     log.warning("API: group %s queued again for reprocessing (was %s)", group_id, old)
     return {"group_id": group_id, "previous_state": old, "state": g.state}

@@ -354,14 +354,20 @@ def active_set_at(conn: sqlite3.Connection, mjd: float) -> CalSet | None:
     CalSet or None
         ``None`` when no active set covers ``mjd`` (see :func:`nearest_active_set`).
     """
+    found = sets_valid_at(conn, mjd, limit=1)
+    return found[0] if found else None
+
+
+def sets_valid_at(conn: sqlite3.Connection, mjd: float, limit: int = -1) -> list[CalSet]:
+    """Every active set whose window contains ``mjd``, in :func:`active_set_at`'s order of preference."""
     t = _finite(mjd, "mjd")
-    row = conn.execute(
+    rows = conn.execute(
         "SELECT set_name, MIN(valid_start_mjd) AS s, MAX(IFNULL(valid_end_mjd, 1e308)) AS e, "
         "SUM(valid_end_mjd IS NULL) AS n_open, MAX(created_at) AS c, MAX(id) AS i, "
         "SUM(status != 'active') AS n_retired FROM caltables GROUP BY set_name "
         "HAVING n_retired = 0 AND s IS NOT NULL AND s <= :t AND (e >= :t OR n_open > 0) "
-        "ORDER BY ABS(:t - s), c DESC, i DESC LIMIT 1", {"t": t}).fetchone()
-    return None if row is None else get_set(conn, row["set_name"])
+        "ORDER BY ABS(:t - s), c DESC, i DESC LIMIT :n", {"t": t, "n": int(limit)}).fetchall()
+    return [get_set(conn, r["set_name"]) for r in rows]
 
 
 def nearest_active_set(conn: sqlite3.Connection, mjd: float, max_gap_hours: float | None = None) -> CalSet | None:

@@ -315,7 +315,7 @@ def get_image_by_path(conn: sqlite3.Connection, path: str | os.PathLike[str]) ->
 
 def list_images(conn: sqlite3.Connection, limit: int = 100, offset: int = 0,
                 ms_path: str | os.PathLike[str] | None = None, type: str | None = None) -> list[ImageRecord]:
-    """Images, newest first (``created_at`` descending, then id descending).
+    """Images, newest first (``created_at`` descending, unknown times last, then id descending).
 
     Parameters
     ----------
@@ -328,7 +328,7 @@ def list_images(conn: sqlite3.Connection, limit: int = 100, offset: int = 0,
     """
     limit, offset = _page(limit, offset)
     where, args = _image_filters(ms_path, type)
-    rows = conn.execute(f"SELECT * FROM images{where} ORDER BY created_at IS NULL, created_at DESC, id DESC "
+    rows = conn.execute(f"SELECT * FROM images{where} ORDER BY created_at DESC, id DESC "
                         "LIMIT ? OFFSET ?", (*args, limit, offset))
     return [_row_to(ImageRecord, r, _IMAGE_KINDS, _IMAGE_DB_NAME, extra=("id",)) for r in rows]
 

@@ -15,7 +15,7 @@ from . import sqlite_base as _base
 
 WHAT = "products database"
 """Name used in error messages."""
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version stored in ``PRAGMA user_version`` once every migration has run."""
 
 
@@ -118,7 +118,20 @@ def _migration_2(conn: sqlite3.Connection) -> None:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
+SORT_INDICES: list[tuple[str, str, str]] = [
+    ("idx_images_newest", "images", "created_at, id"),
+    ("idx_images_type_newest", "images", "type, created_at, id"),
+]
+"""Indices created by schema version 3: the newest-first listings page through an index, not a sort."""
+
+
+def _migration_3(conn: sqlite3.Connection) -> None:
+    """Indices for paging images newest first (all, or of one type)."""
+    for name, table, columns in SORT_INDICES:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3]
 """``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -1,0 +1,160 @@
+"""The dashboard in a real headless Chromium (Selenium + Debian's chromium-driver), served by ``contimg api``.
+
+Screenshots are saved to ``test-artifacts/`` (or ``$CONTIMG_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api_helpers import copy_state
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("CONTIMG_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    assert browser and driver, ("headless Chromium is needed: install the Debian packages 'chromium' and "
+                                "'chromium-driver' (scripts/setup.sh does when run as root)")
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def server(pipeline_run, tmp_path_factory):
+    """``contimg api`` on a loopback port over a copy of the run's databases, with a write token."""
+    from dsa110_contimg.api.cli import free_port, settings_env
+
+    s = copy_state(pipeline_run, tmp_path_factory.mktemp("browser_state"))
+    env = dict(os.environ, PIPELINE_API_TOKEN="browser-token")
+    for pair in settings_env(s).split(" "):
+        k, v = pair.split("=", 1)
+        env[k] = v
+    port = free_port("127.0.0.1", 0)
+    proc = subprocess.Popen([sys.executable, "-m", "dsa110_contimg.cli", "api", "--port", str(port), "--refresh", "1",
+                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    t0 = time.monotonic()
+    while True:
+        try:
+            if httpx.get(base + "/api/status", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() - t0 > 60:
+            proc.kill()
+            pytest.fail("contimg api did not start: " + proc.stdout.read().decode(errors="replace"))
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = _chromium()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1800"):
+        opts.add_argument(arg)
+    b = webdriver.Chrome(service=Service(driver), options=opts)
+    b.set_page_load_timeout(60)
+    yield b
+    b.quit()
+
+
+def _wait(cond, timeout=20.0, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _loaded(browser, css: str) -> list[int]:
+    """Natural widths of the images matching ``css`` (0 = not loaded / broken)."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(i => i.complete ? i.naturalWidth : 0)", css)
+
+
+def test_dashboard_in_chromium(server, browser):
+    from selenium.webdriver.common.by import By
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    api = httpx.Client(base_url=server, timeout=10)
+    groups = api.get("/api/groups").json()["items"]
+    images = api.get("/api/images?type=image").json()["items"]
+    calset = api.get("/api/caltables").json()[0]
+    assert len(groups) == 3 and len(images) == 2
+
+    # overview: every group, the queue counts, the daemon's heartbeat, the calibration set in use
+    browser.get(server + "/")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert all(g["group_id"] in body for g in groups)
+    assert browser.find_element(By.CSS_SELECTOR, "#count-completed .n").text == "2"
+    assert browser.find_element(By.CSS_SELECTOR, "#count-failed .n").text == "1"
+    assert "daemon on" in browser.find_element(By.ID, "heartbeat").text and calset["set_name"] in body
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart")) == 3
+    _wait(lambda: _loaded(browser, ".gallery img") and all(_loaded(browser, ".gallery img")), what="thumbnails")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_overview.png"))
+
+    # calibration: the set and its three solution plots, loaded
+    browser.find_element(By.ID, "nav-caltables").click()
+    _wait(lambda: "/caltables" in browser.current_url, what="calibration page")
+    assert calset["set_name"] in browser.find_element(By.TAG_NAME, "body").text
+    _wait(lambda: _loaded(browser, ".plots img") == [w for w in _loaded(browser, ".plots img") if w > 0]
+          and len(_loaded(browser, ".plots img")) == 3, what="calibration plots")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_caltables.png"))
+
+    # gallery -> follow the link of an image to its page
+    browser.find_element(By.ID, "nav-images").click()
+    cards = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".image-card"), what="gallery")
+    assert len(cards) == 2
+    link = browser.find_element(By.CSS_SELECTOR, ".image-card a.image-link")
+    href = link.get_attribute("href")
+    link.click()
+    _wait(lambda: browser.current_url == href, what="image page")
+    image_id = int(href.rstrip("/").rsplit("/", 1)[1])
+    detail = api.get(f"/api/images/{image_id}").json()
+    assert browser.find_element(By.ID, "image-title").text == detail["name"]
+    fits_link = browser.find_element(By.ID, "fits-download").get_attribute("href")
+    assert fits_link == server + f"/api/images/{image_id}/fits"
+    assert api.get(fits_link).content[:6] == b"SIMPLE"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#detections tbody tr")
+    assert len(rows) == detail["n_detections"] > 0
+    _wait(lambda: all(_loaded(browser, "img.big")), what="image and QA plot")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_image.png"))
+
+    # the overview refreshes itself: a group queued again shows up as pending without reloading the page
+    browser.get(server + "/")
+    browser.execute_script("window.__notReloaded = true")
+    gid = next(g["group_id"] for g in groups if g["state"] == "completed")
+    r = api.post(f"/api/reprocess/{gid}", headers={"Authorization": "Bearer browser-token"})
+    assert r.status_code == 200
+
+    def row_state():
+        cells = browser.find_elements(By.CSS_SELECTOR, f'tr[data-group="{gid}"] td')
+        return len(cells) > 1 and cells[1].text.startswith("pending")
+
+    _wait(row_state, timeout=15, what="auto-refresh to show the reprocessed group")
+    assert browser.execute_script("return window.__notReloaded === true")
+    assert browser.find_element(By.CSS_SELECTOR, "#count-pending .n").text == "1"
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_refreshed.png"))
