@@ -28,12 +28,27 @@ def run_pipeline(root: Path, antpos_csv: Path) -> PipelineRun:
     from dsa110_contimg.pipeline.stream import StreamDaemon, StreamOptions
 
     groups, env, s = staged_groups(root, antpos_csv, groups=3, seed=23, n_sources=6)
+    build_truth_catalog(groups, s.state_dir / "catalogs" / "master_sources.sqlite3", root / "nvss_truth.csv")
     bad = s.incoming_dir / groups[2].files[5].name
     bad.write_text("not an HDF5 file")
     daemon = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, executor="inline",
                                         poll_interval_s=0.1, hold_retry_s=0.5, use_inotify=False), s)
     daemon.run(max_seconds=600, until_idle=True)
     return PipelineRun(root, s, env, groups, bad)
+
+
+def build_truth_catalog(groups, out: Path, csv_path: Path) -> Path:
+    """A master catalog (NVSS-style CSV through the real builder) holding the injected sources, so that QA
+    matches the detections to it; the daemon uses ``<state>/catalogs/master_sources.sqlite3``."""
+    from dsa110_contimg.catalog.build_master import BuildMasterOptions, build_master
+    from dsa110_contimg.simulate.truth import GroupTruth
+    from test_catalog_support import write_nvss_csv
+
+    rows = [{"ra": t["ra_deg"], "dec": t["dec_deg"], "s": t["flux_jy"] * 1e3, "e": 0.5}
+            for g in groups for t in GroupTruth.from_json(g.truth_path).sources]
+    write_nvss_csv(csv_path, rows)
+    build_master(BuildMasterOptions(nvss=csv_path, out=out))
+    return out
 
 
 def copy_state(run: PipelineRun, dest: Path):

@@ -143,6 +143,10 @@ def test_images_and_files(client, pipeline_run):
         k = int(np.argmin(sep))
         assert sep[k] < d["beam_major_arcsec"] / 5
         assert d["detections"][k]["peak_jy"] == pytest.approx(t["apparent_flux_jy"], rel=0.1)
+        # matched to the master catalog (built from the truth): beam-corrected flux / catalog flux near 1
+        assert d["detections"][k]["catalog_source_id"] is not None and d["detections"][k]["catalog_sep_arcsec"] < 5
+        assert d["detections"][k]["flux_ratio"] == pytest.approx(1.0, abs=0.1)
+    assert d["flux_ratio_median"] == pytest.approx(1.0, abs=0.05)
     # files: exactly the registered ones, byte for byte
     r = client.get(d["urls"]["fits"])
     assert r.status_code == 200 and r.content == Path(rec.fits_path).read_bytes()
@@ -280,6 +284,7 @@ def test_dashboard_pages_render_the_run(client, pipeline_run):
     page = client.get(f"/images/{images[0]['id']}").text
     assert f'href="/api/images/{images[0]["id"]}/fits"' in page
     assert page.count('class="matched"') + page.count('class="unmatched"') == images[0]["n_detections"]
+    assert page.count('class="matched"') >= 3
     cal = client.get("/caltables").text
     st = client.get("/api/caltables").json()[0]
     assert st["set_name"] in cal and all(t["plot_url"] in cal for t in st["tables"])

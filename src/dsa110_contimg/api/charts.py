@@ -46,6 +46,10 @@ def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]], 
                    'no data yet</text></svg>')
         return "".join(out)
     totals = [sum(float(s[i] or 0.0) for s in series.values()) for i in range(n)]
+    if limit_line is not None and limit_line > 4 * max(totals):  # the bars would be flat lines under it
+        out.append(f'<text x="{left + pw}" y="16" text-anchor="end" class="tick">{escape(limit_label)}: '
+                   f'{limit_line:g} {escape(unit)}, off scale</text>')
+        limit_line = None
     ymax = nice_max(max(totals + [limit_line or 0.0]))
     for k in range(5):  # grid and y labels
         v = ymax * k / 4

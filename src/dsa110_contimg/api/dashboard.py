@@ -57,7 +57,7 @@ def _charts(perf: dict) -> dict[str, Markup]:
     bins = perf["throughput"]
     return {
         "stages": Markup(bar_chart(labels, stages, "Where the time went, per group", "s", limit_line=309.24,
-                                   limit_label="309 s cadence")),
+                                   limit_label="309 s cadence", width=1290, height=240)),
         "latency": Markup(bar_chart(labels, {"latency": [g["latency_s"] for g in groups]},
                                     "Latency: last file landed to image recorded", "s")),
         "throughput": Markup(bar_chart([b["start"][11:16] for b in bins], {"completed": [b["completed"] for b in bins]},

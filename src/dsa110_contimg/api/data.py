@@ -196,12 +196,11 @@ def list_images(ctx: ApiContext, limit: int, offset: int, type: str | None = Non
 
 def detection_row(d) -> dict[str, Any]:
     """One detection with its catalog match and the measured/catalog flux ratio."""
-    ratio = (d.int_jy / d.catalog_flux_jy) if d.int_jy is not None and d.catalog_flux_jy else None
     return {"id": d.id, "ra_deg": d.ra_deg, "dec_deg": d.dec_deg, "ra_err_arcsec": d.ra_err_arcsec,
             "dec_err_arcsec": d.dec_err_arcsec, "peak_jy": d.peak_jy, "peak_err_jy": d.peak_err_jy,
             "int_jy": d.int_jy, "int_err_jy": d.int_err_jy, "snr": d.snr,
             "catalog_source_id": d.catalog_source_id, "catalog_sep_arcsec": d.catalog_sep_arcsec,
-            "catalog_flux_jy": d.catalog_flux_jy, "flux_ratio": ratio}
+            "catalog_flux_jy": d.catalog_flux_jy, "flux_ratio": d.flux_ratio}
 
 
 @cached

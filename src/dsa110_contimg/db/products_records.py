@@ -128,6 +128,8 @@ class Detection:
     """Separation from the matched catalog source (arcsec)."""
     catalog_flux_jy: float | None = None
     """Catalog flux density of the match, at the image frequency (Jy)."""
+    flux_ratio: float | None = None
+    """Measured (primary-beam corrected when QA had the pbcor image) over catalog flux density."""
     image_id: int | None = None
     """Image the detection belongs to (set by :func:`replace_detections`)."""
     id: int | None = None
@@ -153,7 +155,7 @@ _IMAGE_DB_NAME = {"qa": "qa_json", "timings": "timings_json"}
 _DETECTION_KINDS: dict[str, str] = {
     "ra_deg": _REAL, "dec_deg": _REAL, "ra_err_arcsec": _REAL, "dec_err_arcsec": _REAL, "peak_jy": _REAL,
     "peak_err_jy": _REAL, "int_jy": _REAL, "int_err_jy": _REAL, "snr": _REAL, "catalog_source_id": _INT,
-    "catalog_sep_arcsec": _REAL, "catalog_flux_jy": _REAL,
+    "catalog_sep_arcsec": _REAL, "catalog_flux_jy": _REAL, "flux_ratio": _REAL,
 }
 
 

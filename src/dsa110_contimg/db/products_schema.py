@@ -125,8 +125,13 @@ SORT_INDICES: list[tuple[str, str, str]] = [
 """Indices created by schema version 3: the newest-first listings page through an index, not a sort."""
 
 
+DETECTION_QA_COLUMNS: list[tuple[str, str]] = [("flux_ratio", "REAL")]
+"""Columns added to ``detections`` by schema version 3."""
+
+
 def _migration_3(conn: sqlite3.Connection) -> None:
-    """Indices for paging images newest first (all, or of one type)."""
+    """Indices for paging images newest first (all, or of one type); each detection's catalog flux ratio."""
+    _base.add_missing_columns(conn, "detections", DETECTION_QA_COLUMNS)
     for name, table, columns in SORT_INDICES:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -129,8 +130,9 @@ def _detection(src, match):
     from ..db.products import Detection
 
     m = match or {}
+    ratio = m.get("flux_ratio")
     return Detection(ra_deg=src.ra_deg, dec_deg=src.dec_deg, ra_err_arcsec=src.ra_err_arcsec,
                      dec_err_arcsec=src.dec_err_arcsec, peak_jy=src.peak_jy, peak_err_jy=src.peak_err_jy,
                      int_jy=src.int_jy, int_err_jy=src.int_err_jy, snr=src.snr,
                      catalog_source_id=m.get("catalog_source_id"), catalog_sep_arcsec=m.get("catalog_sep_arcsec"),
-                     catalog_flux_jy=m.get("catalog_flux_jy"))
+                     catalog_flux_jy=m.get("catalog_flux_jy"), flux_ratio=ratio if ratio is not None and math.isfinite(ratio) else None)
