@@ -65,10 +65,22 @@ def test_embedded_local_cluster(tmp_path, antpos_csv):
     from dsa110_contimg.db import queue as q
     from dsa110_contimg.pipeline.stream import StreamDaemon, StreamOptions
 
+    import psutil
+
     _, _, s = staged_groups(tmp_path, antpos_csv, 1, seed=31, n_sources=2)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     stats = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, workers=1,
                                        poll_interval_s=0.2, use_inotify=False), s).run(max_seconds=300, until_idle=True)
     assert len(stats.completed) == 1
+    # stopping the daemon closes the cluster it started: no worker process is left behind
+    deadline = time.monotonic() + 20
+    def workers():
+        return [" ".join(p.cmdline()[-3:]) for p in psutil.Process().children(recursive=True)
+                if p.pid not in before and p.is_running() and "resource_tracker" not in " ".join(p.cmdline())]
+
+    while workers():
+        assert time.monotonic() < deadline, f"the LocalCluster's worker processes outlived the daemon: {workers()}"
+        time.sleep(0.2)
     conn = q.connect(s.queue_db)
     assert q.list_groups(conn)[0].state == "completed"
     conn.close()

@@ -96,6 +96,7 @@ class StreamDaemon:
         self.quarantine = quarantine_dir(opts.input_dir)
         self.running: dict[str, tuple[str, Future, dict]] = {}
         self.executor = None
+        self._cluster = None
         self.observer = None
         self.stats = DaemonStats()
         self._seen: set[str] = set()  # files already handed to the queue by this process
@@ -127,9 +128,9 @@ class StreamDaemon:
 
         if self.opts.scheduler:
             return Client(self.opts.scheduler)
-        cluster = LocalCluster(n_workers=self.opts.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster)
+        self._cluster = LocalCluster(n_workers=self.opts.workers, threads_per_worker=1, processes=True,
+                                     dashboard_address=None)
+        return Client(self._cluster)
 
     def stop(self) -> None:
         """Stop the watcher and the executor."""
@@ -138,6 +139,10 @@ class StreamDaemon:
             self.observer.join(timeout=5)
         if self.executor is not None:
             self.executor.close()
+            self.executor = None
+        if self._cluster is not None:  # a client does not close the cluster it was handed
+            self._cluster.close()
+            self._cluster = None
 
     # ------------------------------------------------------------------ ingest
     def scan(self) -> int:
