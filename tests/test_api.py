@@ -25,7 +25,7 @@ def client(pipeline_run):
 
 
 def test_empty_answers_before_the_pipeline_ran(tmp_path, antpos_csv):
-    s = load_settings(pipeline_env(tmp_path, antpos_csv))
+    s = load_settings(pipeline_env(tmp_path / "site", antpos_csv), create_dirs=False)
     c = TestClient(create_app(s))
     for url in ENDPOINTS:
         r = c.get(url)
@@ -39,8 +39,10 @@ def test_empty_answers_before_the_pipeline_ran(tmp_path, antpos_csv):
     assert c.get("/api/images/1").status_code == 404 and c.get("/api/images/1/fits").status_code == 404
     for page in ("/", "/groups", "/images", "/caltables"):
         assert c.get(page).status_code == 200
-    # the API never creates a database
-    assert not any(Path(p).exists() for p in (s.queue_db, s.products_db, s.cal_registry_db))
+    # the API never creates a database, nor any folder
+    assert not (tmp_path / "site").exists()
+    assert {d["name"]: d["exists"] for d in c.get("/api/metrics/system").json()["disks"]} == {
+        "incoming": False, "output": False, "stage": False, "state": False}
 
 
 def test_status(client, pipeline_run):

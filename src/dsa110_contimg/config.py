@@ -198,12 +198,16 @@ def quarantine_dir(incoming_dir: str | os.PathLike[str]) -> Path:
     return Path(incoming_dir).parent / "quarantine"
 
 
-def cli_settings() -> Settings:
-    """:func:`get_settings` for the CLI commands: a :class:`ConfigError` becomes a click error (exit 1)."""
+def cli_settings(create_dirs: bool = True) -> Settings:
+    """:func:`get_settings` for the CLI commands: a :class:`ConfigError` becomes a click error (exit 1).
+
+    ``create_dirs=False`` (read-only commands such as ``contimg api``) reads the environment
+    without creating any folder.
+    """
     import click
 
     try:
-        return get_settings()
+        return get_settings() if create_dirs else load_settings(create_dirs=False)
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
 

@@ -9,14 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..config import Settings, get_settings
+from ..config import Settings, load_settings
 from .context import ApiContext
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> FastAPI:
-    """Build the app for ``settings`` (default: the environment's, as everywhere in the pipeline).
+    """Build the app for ``settings`` (default: the environment's, read without creating any folder).
 
     ``refresh_s`` is the reload interval of the dashboard's live pages (0: off).
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     from ..db.queue_schema import QueueDBError
     from . import dashboard, routes
 
-    settings = settings or get_settings()
+    settings = settings or load_settings(create_dirs=False)
     app = FastAPI(title="dsa110-contimg monitoring API",
                   description="Status of the DSA-110 continuum imaging pipeline: ingest queue, calibration, "
                               "images and QA, timings. Read endpoints are open; write endpoints need "

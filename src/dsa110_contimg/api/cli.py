@@ -52,7 +52,7 @@ def api_cmd(host: str, port: int, log_level: str, refresh_s: float) -> None:
     """Serve the monitoring API (/api, OpenAPI at /docs) and the dashboard (/)."""
     from ..config import cli_settings
 
-    s = cli_settings()
+    s = cli_settings(create_dirs=False)  # a read-only service: it creates nothing
     click.echo(f"dashboard: http://{host}:{port}/  (queue {s.queue_db}, products {s.products_db}, "
                f"registry {s.cal_registry_db}; writes {'enabled' if s.api_token else 'disabled'})")
     serve(s, host, port, log_level, refresh_s)

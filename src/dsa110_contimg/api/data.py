@@ -9,6 +9,7 @@ a product up by its id and return the path the database registered.
 from __future__ import annotations
 
 import statistics
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -145,11 +146,8 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
 
 
 def ms_row(ms) -> dict[str, Any]:
-    """One ``ms_index`` row."""
-    return {"path": ms.path, "name": Path(ms.path).name, "group_id": Path(ms.path).stem,
-            "start_mjd": ms.start_mjd, "end_mjd": ms.end_mjd, "mid_mjd": ms.mid_mjd, "processed_at": ms.processed_at,
-            "status": ms.status, "stage": ms.stage, "stage_updated_at": ms.stage_updated_at,
-            "cal_applied": ms.cal_applied, "imagename": ms.imagename, "ra_deg": ms.ra_deg, "dec_deg": ms.dec_deg}
+    """One ``ms_index`` row, with its file name and group."""
+    return {**asdict(ms), "name": Path(ms.path).name, "group_id": Path(ms.path).stem}
 
 
 @cached
@@ -195,12 +193,8 @@ def list_images(ctx: ApiContext, limit: int, offset: int, type: str | None = Non
 
 
 def detection_row(d) -> dict[str, Any]:
-    """One detection with its catalog match and the measured/catalog flux ratio."""
-    return {"id": d.id, "ra_deg": d.ra_deg, "dec_deg": d.dec_deg, "ra_err_arcsec": d.ra_err_arcsec,
-            "dec_err_arcsec": d.dec_err_arcsec, "peak_jy": d.peak_jy, "peak_err_jy": d.peak_err_jy,
-            "int_jy": d.int_jy, "int_err_jy": d.int_err_jy, "snr": d.snr,
-            "catalog_source_id": d.catalog_source_id, "catalog_sep_arcsec": d.catalog_sep_arcsec,
-            "catalog_flux_jy": d.catalog_flux_jy, "flux_ratio": d.flux_ratio}
+    """One detection with its catalog match (``catalog_*`` and ``flux_ratio`` are ``None`` when unmatched)."""
+    return {k: v for k, v in asdict(d).items() if k != "image_id"}
 
 
 @cached
