@@ -68,7 +68,7 @@ def _charts(perf: dict) -> dict[str, Markup]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, c: Ctx):
+async def overview(request: Request, c: Ctx):
     """Queue by state, heartbeat, disks, charts, recent groups and images, active calibration."""
     perf = data.performance(c, limit=200)
     return _render(request, "overview.html", True, status=data.status(c), system=data.system(c), perf=perf,
@@ -76,7 +76,7 @@ def overview(request: Request, c: Ctx):
 
 
 @router.get("/groups", response_class=HTMLResponse)
-def groups_page(request: Request, c: Ctx, state: Literal["collecting", "pending", "in_progress", "completed",
+async def groups_page(request: Request, c: Ctx, state: Literal["collecting", "pending", "in_progress", "completed",
                                                           "failed", "held"] | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0):
     """All groups with state filter and paging."""
@@ -87,7 +87,7 @@ def groups_page(request: Request, c: Ctx, state: Literal["collecting", "pending"
 
 
 @router.get("/groups/{group_id}", response_class=HTMLResponse)
-def group_page(request: Request, c: Ctx, group_id: str):
+async def group_page(request: Request, c: Ctx, group_id: str):
     """One group: files, stages with timings, error, MS and images."""
     g = data.group_detail(c, group_id)
     if g is None:
@@ -96,14 +96,14 @@ def group_page(request: Request, c: Ctx, group_id: str):
 
 
 @router.get("/images", response_class=HTMLResponse)
-def images_page(request: Request, c: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 24,
+async def images_page(request: Request, c: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 24,
                 offset: Annotated[int, Query(ge=0)] = 0):
     """Gallery of the latest images with their QA numbers."""
     return _render(request, "images.html", offset == 0, page=data.list_images(c, limit, offset, type="image"))
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
-def image_page(request: Request, c: Ctx, image_id: int):
+async def image_page(request: Request, c: Ctx, image_id: int):
     """One image: picture, QA, FITS download and detections matched to the catalog."""
     img = data.image_detail(c, image_id)
     if img is None:
@@ -112,6 +112,6 @@ def image_page(request: Request, c: Ctx, image_id: int):
 
 
 @router.get("/caltables", response_class=HTMLResponse)
-def caltables_page(request: Request, c: Ctx):
+async def caltables_page(request: Request, c: Ctx):
     """Calibration sets with their solution plots."""
     return _render(request, "caltables.html", True, sets=data.calibration_sets(c))
