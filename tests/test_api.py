@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,29 @@ def test_status(client, pipeline_run):
     conn.close()
     assert [g["group_id"] for g in st["recent_groups"]] == want
     assert st["heartbeat"]["pid"] == hb.pid and st["heartbeat"]["updated_at"] == hb.updated_at
-    assert st["heartbeat"]["state"] in ("alive", "stale") and st["heartbeat"]["age_s"] >= 0
+    # the run's daemon stopped cleanly: its last beat says so
+    assert st["heartbeat"]["state"] == "stopped" and st["heartbeat"]["age_s"] >= 0
     (cal_set,) = st["active_calibration_sets"]
     assert cal_set["cal_field"] == "3C147" and [t["table_type"] for t in cal_set["tables"]] == ["K", "B", "G"]
     assert st["writes_enabled"] is False
+
+
+def test_heartbeat_alive_stale_stopped(tmp_path, antpos_csv):
+    import time
+
+    from dsa110_contimg.db import queue as q
+
+    s = load_settings(pipeline_env(tmp_path, antpos_csv))
+    conn = q.connect(s.queue_db)
+    c = TestClient(create_app(replace(s, api_cache_s=0)))
+    q.beat(conn, "stream", {"running": ["2025-10-02T00:00:00"]})
+    hb = c.get("/api/status").json()["heartbeat"]
+    assert hb["state"] == "alive" and hb["info"]["running"] == ["2025-10-02T00:00:00"] and hb["age_s"] < 5
+    q.beat(conn, "stream", {"running": []}, now=time.time() - 120)
+    assert c.get("/api/status").json()["heartbeat"]["state"] == "stale"
+    q.beat(conn, "stream", {"stopped": True})
+    assert c.get("/api/status").json()["heartbeat"]["state"] == "stopped"
+    conn.close()
 
 
 def test_groups_pagination_and_filters(client, pipeline_run):
@@ -206,8 +226,6 @@ def test_performance_and_system(client, pipeline_run):
 
 
 def test_reprocess_token_rules(pipeline_run, tmp_path):
-    from dataclasses import replace
-
     from dsa110_contimg.db import queue as q
 
     s = copy_state(pipeline_run, tmp_path / "copy")
@@ -298,8 +316,6 @@ def test_dashboard_pages_render_the_run(client, pipeline_run):
 
 
 def test_answer_cache_and_invalidation(pipeline_run, tmp_path):
-    from dataclasses import replace
-
     from dsa110_contimg.db import queue as q
 
     s = replace(copy_state(pipeline_run, tmp_path / "copy"), api_cache_s=60.0, api_token="t")

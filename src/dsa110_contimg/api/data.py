@@ -60,15 +60,16 @@ def stage_seconds(metrics: dict[str, Any] | None) -> dict[str, float | None]:
 
 
 def heartbeat(ctx: ApiContext, conn, name: str = "stream") -> dict[str, Any] | None:
-    """The daemon's last heartbeat with its age and whether it is ``alive`` or ``stale``."""
+    """The daemon's last heartbeat with its age and state: ``alive``, ``stale`` (silent too long) or ``stopped``."""
     from ..db import queue as q
 
     hb = q.get_heartbeat(conn, name) if conn is not None else None
     if hb is None:
         return None
     age = hb.age_s()
+    state = "stopped" if hb.info.get("stopped") else "alive" if age <= ctx.heartbeat_stale_s else "stale"
     return {"name": hb.name, "pid": hb.pid, "host": hb.host, "updated_at": hb.updated_at, "age_s": round(age, 1),
-            "state": "alive" if age <= ctx.heartbeat_stale_s else "stale", "info": hb.info}
+            "state": state, "info": hb.info}
 
 
 @cached

@@ -172,7 +172,7 @@ class HeartbeatModel(BaseModel):
     host: str | None
     updated_at: str
     age_s: float
-    state: str = Field(description="alive, or stale when older than a minute.")
+    state: str = Field(description="alive; stale when silent for over a minute; stopped after a clean stop.")
     info: dict[str, Any]
 
 

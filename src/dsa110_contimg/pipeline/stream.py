@@ -133,7 +133,15 @@ class StreamDaemon:
         return Client(self._cluster)
 
     def stop(self) -> None:
-        """Stop the watcher and the executor."""
+        """Stop the watcher and the executor; the last heartbeat says the daemon stopped."""
+        from ..db import queue as q
+
+        conn = q.connect(self.settings.queue_db)
+        try:
+            q.beat(conn, "stream", {"pid": os.getpid(), "host": socket.gethostname(), "running": [],
+                                    "executor": self.opts.executor, "stopped": True})
+        finally:
+            conn.close()
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
