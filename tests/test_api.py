@@ -312,7 +312,10 @@ def test_dashboard_pages_render_the_run(client, pipeline_run):
     assert pipeline_run.bad_file.name in failed
     bad_id = client.get("/api/groups?state=failed").json()["items"][0]["group_id"]
     assert "quarantined" in client.get(f"/groups/{bad_id}").text
-    assert client.get("/images/999999").status_code == 404 and client.get("/groups/nope").status_code == 404
+    for url in ("/images/999999", "/groups/nope", "/no-such-page"):
+        r = client.get(url)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "404" in r.text
+    assert client.get("/api/nope").json() == {"detail": "Not Found"}
 
 
 def test_answer_cache_and_invalidation(pipeline_run, tmp_path):
@@ -330,3 +333,12 @@ def test_answer_cache_and_invalidation(pipeline_run, tmp_path):
     # a write through the API forgets every cached answer
     assert c.post(f"/api/reprocess/{target}", headers={"Authorization": "Bearer t"}).status_code == 200
     assert c.get("/api/status").json()["queue"]["pending"] == 2
+
+
+def test_unreadable_database_is_a_503_naming_the_file(tmp_path, antpos_csv):
+    s = load_settings(pipeline_env(tmp_path, antpos_csv))
+    s.products_db.write_text("this is not an SQLite database " * 200)
+    c = TestClient(create_app(s))
+    r = c.get("/api/images")
+    assert r.status_code == 503 and str(s.products_db) in r.json()["detail"]
+    assert c.get("/api/groups").status_code == 200  # the other databases still answer

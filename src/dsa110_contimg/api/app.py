@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings, load_settings
 from .context import ApiContext
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
 
     for error in (QueueDBError, ProductsDBError, CalRegistryError):
         app.add_exception_handler(error, unreadable_database)
+    app.add_exception_handler(StarletteHTTPException, dashboard.http_error)
     import psutil
 
     psutil.cpu_percent(interval=None)  # prime the CPU counter: the first reading is meaningless

@@ -50,6 +50,16 @@ def _render(request: Request, name: str, refresh: bool, **context) -> HTMLRespon
     return templates.TemplateResponse(request, name, {"refresh_s": seconds, "now": now, **context})
 
 
+async def http_error(request: Request, exc) -> HTMLResponse:
+    """Errors of the dashboard's pages as a page (the JSON API keeps FastAPI's ``{"detail": ...}``)."""
+    from fastapi.exception_handlers import http_exception_handler
+
+    if request.url.path.startswith(("/api", "/static", "/docs", "/openapi")):
+        return await http_exception_handler(request, exc)
+    return templates.TemplateResponse(request, "error.html", {"refresh_s": 0, "now": "", "status": exc.status_code,
+                                                               "detail": exc.detail}, status_code=exc.status_code)
+
+
 def _charts(perf: dict) -> dict[str, Markup]:
     groups = list(reversed(perf["groups"][:48]))  # oldest first
     labels = [g["group_id"] for g in groups]
