@@ -35,7 +35,7 @@ def test_empty_answers_before_the_pipeline_ran(tmp_path, antpos_csv):
     assert st["total_groups"] == 0 and set(st["queue"].values()) == {0} and st["heartbeat"] is None
     assert st["recent_groups"] == [] and st["active_calibration_sets"] == []
     assert c.get("/api/groups").json() == {"total": 0, "limit": 50, "offset": 0, "items": []}
-    assert c.get("/api/images").json()["items"] == [] and c.get("/api/caltables").json() == []
+    assert c.get("/api/images").json()["items"] == [] and c.get("/api/caltables").json()["items"] == []
     assert c.get("/api/groups/2025-10-02T00:00:00").status_code == 404
     assert c.get("/api/images/1").status_code == 404 and c.get("/api/images/1/fits").status_code == 404
     for page in ("/", "/groups", "/images", "/caltables"):
@@ -74,7 +74,8 @@ def test_heartbeat_alive_stale_stopped(tmp_path, antpos_csv):
     c = TestClient(create_app(replace(s, api_cache_s=0)))
     q.beat(conn, "stream", {"running": ["2025-10-02T00:00:00"]})
     hb = c.get("/api/status").json()["heartbeat"]
-    assert hb["state"] == "alive" and hb["info"]["running"] == ["2025-10-02T00:00:00"] and hb["age_s"] < 5
+    assert hb["state"] == "alive" and hb["running"] == ["2025-10-02T00:00:00"] and hb["age_s"] < 5
+    assert "running 2025-10-02T00:00:00" in c.get("/").text
     q.beat(conn, "stream", {"running": []}, now=time.time() - 120)
     assert c.get("/api/status").json()["heartbeat"]["state"] == "stale"
     q.beat(conn, "stream", {"stopped": True})
@@ -187,7 +188,7 @@ def test_images_and_files(client, pipeline_run):
 def test_caltables_and_plots(client, pipeline_run):
     from dsa110_contimg.db import cal_registry as reg
 
-    sets = client.get("/api/caltables").json()
+    sets = client.get("/api/caltables").json()["items"]
     conn = reg.connect_readonly(pipeline_run.settings.cal_registry_db)
     (want,) = reg.list_sets(conn)
     conn.close()
@@ -200,7 +201,8 @@ def test_caltables_and_plots(client, pipeline_run):
         assert r.status_code == 200 and r.content == Path(e.qa_plot_path).read_bytes()
         assert r.content[:4] == b"\x89PNG"
     assert client.get(f"/api/caltables/{s['set_name']}").json()["tables"] == s["tables"]
-    assert client.get("/api/caltables?status=retired").json() == []
+    assert client.get("/api/caltables?status=retired").json()["total"] == 0
+    assert client.get("/api/caltables?offset=1").json() == {"total": 1, "limit": 100, "offset": 1, "items": []}
     assert client.get("/api/caltables/nope").status_code == 404
     assert client.get(f"/api/caltables/{s['set_name']}/plots/X.png").status_code == 404
 
@@ -256,7 +258,7 @@ def test_reprocess_token_rules(pipeline_run, tmp_path):
 def test_files_only_from_registered_paths(pipeline_run, client, tmp_path):
     secret = Path("/etc/passwd").read_bytes()
     image_id = client.get("/api/images?type=image").json()["items"][0]["id"]
-    set_name = client.get("/api/caltables").json()[0]["set_name"]
+    set_name = client.get("/api/caltables").json()["items"][0]["set_name"]
     attempts = [f"/api/images/{image_id}/..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/api/images/..%2F..%2Fetc%2Fpasswd/fits",
                 "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/static/../../../../etc/passwd",
                 "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
@@ -306,7 +308,7 @@ def test_dashboard_pages_render_the_run(client, pipeline_run):
     assert page.count('class="matched"') + page.count('class="unmatched"') == images[0]["n_detections"]
     assert page.count('class="matched"') >= 3
     cal = client.get("/caltables").text
-    st = client.get("/api/caltables").json()[0]
+    st = client.get("/api/caltables").json()["items"][0]
     assert st["set_name"] in cal and all(t["plot_url"] in cal for t in st["tables"])
     failed = client.get("/groups?state=failed").text
     assert pipeline_run.bad_file.name in failed

@@ -102,7 +102,7 @@ def test_dashboard_in_chromium(server, browser):
     api = httpx.Client(base_url=server, timeout=10)
     groups = api.get("/api/groups").json()["items"]
     images = api.get("/api/images?type=image").json()["items"]
-    calset = api.get("/api/caltables").json()[0]
+    calset = api.get("/api/caltables").json()["items"][0]
     assert len(groups) == 3 and len(images) == 2
 
     # overview: every group, the queue counts, the daemon's heartbeat, the calibration set in use

@@ -122,6 +122,7 @@ async def image_page(request: Request, c: Ctx, image_id: int):
 
 
 @router.get("/caltables", response_class=HTMLResponse)
-async def caltables_page(request: Request, c: Ctx):
-    """Calibration sets with their solution plots."""
-    return _render(request, "caltables.html", True, sets=data.calibration_sets(c))
+async def caltables_page(request: Request, c: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 10,
+                         offset: Annotated[int, Query(ge=0)] = 0):
+    """Calibration sets (newest first, a page at a time) with their solution plots."""
+    return _render(request, "caltables.html", offset == 0, page=data.calibration_sets(c, None, limit, offset))

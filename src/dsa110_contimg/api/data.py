@@ -68,8 +68,10 @@ def heartbeat(ctx: ApiContext, conn, name: str = "stream") -> dict[str, Any] | N
         return None
     age = hb.age_s()
     state = "stopped" if hb.info.get("stopped") else "alive" if age <= ctx.heartbeat_stale_s else "stale"
+    running = hb.info.get("running")
     return {"name": hb.name, "pid": hb.pid, "host": hb.host, "updated_at": hb.updated_at, "age_s": round(age, 1),
-            "state": state, "info": hb.info}
+            "state": state, "running": [str(g) for g in running] if isinstance(running, list) else [],
+            "info": hb.info}
 
 
 @cached
@@ -245,14 +247,15 @@ def calset_dict(s) -> dict[str, Any]:
 
 
 @cached
-def calibration_sets(ctx: ApiContext, status: str | None = None) -> list[dict[str, Any]]:
-    """Calibration sets, newest validity first (``status``: ``'active'``, ``'retired'`` or ``None`` for all)."""
+def calibration_sets(ctx: ApiContext, status: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """A page of calibration sets, newest validity first (``status``: ``'active'``, ``'retired'`` or ``None``)."""
     from ..db import cal_registry as reg
 
     with ctx.registry() as conn:
         if conn is None:
-            return []
-        return [calset_dict(s) for s in reversed(reg.list_sets(conn, status=status))]
+            return page([], 0, limit, offset)
+        sets = list(reversed(reg.list_sets(conn, status=status)))
+    return page([calset_dict(s) for s in sets[offset:offset + limit]], len(sets), limit, offset)
 
 
 def sets_in_use(ctx: ApiContext, newest_group_id: str | None) -> list[dict[str, Any]]:

@@ -173,6 +173,7 @@ class HeartbeatModel(BaseModel):
     updated_at: str
     age_s: float
     state: str = Field(description="alive; stale when silent for over a minute; stopped after a clean stop.")
+    running: list[str] = Field(description="Groups the daemon was processing at its last beat.")
     info: dict[str, Any]
 
 

@@ -132,10 +132,11 @@ async def get_image_qa_plot(c: Ctx, image_id: int):
     return registered_file(data.image_file(c, image_id, "qa_plot"), f"QA plot of image {image_id}", ".png")
 
 
-@router.get("/caltables", response_model=list[CalSetModel], summary="Calibration sets")
-async def get_caltables(c: Ctx, status: Literal["active", "retired", "all"] = "all"):
+@router.get("/caltables", response_model=Page[CalSetModel], summary="Calibration sets")
+async def get_caltables(c: Ctx, status: Literal["active", "retired", "all"] = "all", limit: Limit = 100,
+                        offset: Offset = 0):
     """Calibration sets, newest validity first, with their tables, quality metrics and plot URLs."""
-    return data.calibration_sets(c, status=None if status == "all" else status)
+    return data.calibration_sets(c, None if status == "all" else status, limit, offset)
 
 
 @router.get("/caltables/{set_name}", response_model=CalSetModel, summary="One calibration set")
