@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..pipeline.chain import STAGES as STAGE_ORDER  # checkpoints of a group, in order
 from .context import ApiContext, cached
 
 RECENT_GROUPS = 10
 """Groups listed by :func:`status`."""
-STAGE_ORDER = ("converted", "calibrated", "applied", "imaged")
-"""Checkpoints of a group, in order (``pipeline.chain.STAGES``)."""
 STAGE_TIMINGS = {"convert": ("total_time",), "calibrate": ("cal_k_time", "cal_b_time", "cal_g_time"),
                  "apply": ("apply_time",), "image": ("image_time",), "qa": ("qa_time",)}
 """Stage name -> ``performance_metrics`` columns whose sum is its time (s)."""
