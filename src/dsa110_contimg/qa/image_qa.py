@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .sources import DetectedSource, crossmatch_sources, find_sources, robust_rms, sep_deg
+from .sources import DetectedSource, crossmatch_sources, find_sources, local_rms_map, robust_rms, sep_deg
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,9 @@ class ImageQAOptions:
     """Options of :func:`run_image_qa`."""
 
     snr_min: float = 5.0
-    """Source-finding threshold (peak over rms)."""
+    """Source-finding threshold (peak over the local rms)."""
+    rms_box_beams: float | None = 8.0
+    """Box of the local rms map for the threshold (beams); None: the global rms everywhere."""
     catalog_path: Path | None = None
     """Master catalog SQLite; no crossmatch when None or missing."""
     match_radius_arcsec: float | None = None
@@ -266,7 +268,14 @@ def run_image_qa(fits_path: str | Path, out_dir: str | Path, opts: ImageQAOption
     peak = float(np.max(data[finite])) if finite.any() else float("nan")
     dr = peak / rms if rms > 0 else float("nan")
     lap("stats")
-    sources = find_sources(data, wcs, bmaj / 3600.0, bmin / 3600.0, bpa, rms, snr_min=opts.snr_min)
+    noise = rms
+    if opts.rms_box_beams is not None:  # sidelobes of bright sources raise the local threshold
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        pix_deg = float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs.celestial))))
+        noise = local_rms_map(data, bmaj / 3600.0 / pix_deg, rms, opts.rms_box_beams)
+    lap("rms_map")
+    sources = find_sources(data, wcs, bmaj / 3600.0, bmin / 3600.0, bpa, noise, snr_min=opts.snr_min)
     lap("find_sources")
     radius = opts.match_radius_arcsec if opts.match_radius_arcsec is not None else max(10.0, 0.5 * bmaj)
     res = ImageQAResult(rms_jy=rms, peak_jy=peak, dynamic_range=dr, bmaj_arcsec=bmaj, bmin_arcsec=bmin,

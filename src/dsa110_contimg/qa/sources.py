@@ -76,6 +76,42 @@ def robust_rms(data, mask=None, n_iter: int = 5, clip: float = 3.0) -> float:
     return rms
 
 
+def local_rms_map(data, beam_px: float, rms: float, box_beams: float = 8.0):
+    """Noise map for the detection threshold: the sigma-clipped rms in boxes of ``box_beams`` beams,
+    never below the global ``rms``.
+
+    Near a bright source the residual sidelobes raise the local rms, so they are not taken
+    for sources (the adaptive threshold of PyBDSF-like finders); elsewhere the map is the
+    global rms and nothing changes.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D image (Jy/beam); non-finite pixels are masked.
+    beam_px
+        Beam FWHM (major axis) in pixels.
+    rms
+        Global robust rms (Jy/beam), the floor of the map.
+    box_beams
+        Box side in beams (at least 16 pixels).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``data``; just ``rms`` everywhere when the image is too small for boxes.
+    """
+    from astropy.stats import SigmaClip
+    from photutils.background import Background2D, MADStdBackgroundRMS, MedianBackground
+
+    data = np.asarray(data, dtype=float)
+    box = int(max(16, round(box_beams * beam_px)))
+    if min(data.shape) < 2 * box or not (rms > 0 and math.isfinite(rms)):
+        return np.full(data.shape, rms)
+    bkg = Background2D(data, box, filter_size=3, mask=~np.isfinite(data), sigma_clip=SigmaClip(sigma=3.0),
+                       bkg_estimator=MedianBackground(), bkg_rms_estimator=MADStdBackgroundRMS())
+    return np.maximum(np.nan_to_num(bkg.background_rms, nan=rms), rms)
+
+
 def beam_area_pixels(bmaj_deg: float, bmin_deg: float, cdelt_deg: float) -> float:
     """Area of a Gaussian beam, ``2 pi sigma_maj sigma_min``, in pixels.
 
@@ -249,7 +285,7 @@ def _correlated_cov(jac, sel, beam_p):
     return cov
 
 
-def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rms: float, snr_min: float = 5.0,
+def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rms, snr_min: float = 5.0,
                  max_sources: int = 500) -> list[DetectedSource]:
     """Find and fit the compact sources of a 2-D image.
 
@@ -261,8 +297,10 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
         WCS of the image (its celestial part is used; extra axes are fine).
     bmaj_deg, bmin_deg, bpa_deg
         Restoring beam FWHM axes (deg) and position angle (deg east of north).
-    rms
-        Image noise (Jy/beam), e.g. from :func:`robust_rms`.
+    rms : float or numpy.ndarray
+        Image noise (Jy/beam): a number (e.g. :func:`robust_rms`) or a map of the image's
+        shape (e.g. :func:`local_rms_map`); a source's S/N, fit weights and errors use the
+        value at its peak.
     snr_min
         Detection threshold: islands and peaks above ``snr_min * rms``.
     max_sources
@@ -284,7 +322,8 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
     data = np.asarray(data, dtype=float)
     if data.ndim != 2:
         raise ValueError(f"find_sources needs a 2-D image, got shape {data.shape}")
-    if not (rms > 0 and math.isfinite(rms)):
+    rms_map = np.broadcast_to(np.asarray(rms, dtype=float), data.shape)
+    if not (np.all(rms_map > 0) and np.all(np.isfinite(rms_map))):
         return []
     cel = wcs.celestial
     scales = proj_plane_pixel_scales(cel)  # deg/pixel along x, y
@@ -298,7 +337,7 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
 
     ok = np.isfinite(data)
     filled = np.where(ok, data, 0.0)
-    thr = snr_min * rms
+    thr = snr_min * rms_map
     n_pix = max(3, int(round(0.1 * 2.0 * math.pi * bsa * bsb)))
     with warnings.catch_warnings():  # no island: an empty list, not a warning
         warnings.simplefilter("ignore", NoDetectionsWarning)
@@ -325,7 +364,8 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
             ext = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
             h = int(min(max(half, ext // 2 + 2), 4 * half))
         others = np.delete(all_xy, i, axis=0)
-        fit = _fit_component(filled, ok, int(x_pk), int(y_pk), others, (bsa, bsb, bth), h, rms)
+        rms_pk = float(rms_map[y_pk, x_pk])
+        fit = _fit_component(filled, ok, int(x_pk), int(y_pk), others, (bsa, bsb, bth), h, rms_pk)
         fit_ok = fit is not None
         if fit is not None:
             (amp, xc, yc, sa, sb, th), cov = fit
@@ -336,7 +376,7 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
         else:  # peak pixel, beam shape, Condon errors
             amp, xc, yc, sa, sb, th = float(filled[y_pk, x_pk]), float(x_pk), float(y_pk), bsa, bsb, bth
             integ = amp
-            peak_err, rel_int, e_maj, e_min = condon_errors(amp, rms, beam_fwhm_maj, beam_fwhm_min, beam_fwhm_maj,
+            peak_err, rel_int, e_maj, e_min = condon_errors(amp, rms_pk, beam_fwhm_maj, beam_fwhm_min, beam_fwhm_maj,
                                                             beam_fwhm_min)
             int_err = abs(integ) * rel_int
             c, s = math.cos(th), math.sin(th)
@@ -349,7 +389,7 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
         out.append(DetectedSource(
             x=float(xc), y=float(yc), ra_deg=float(ra) % 360.0, dec_deg=float(dec),
             ra_err_arcsec=ex_err, dec_err_arcsec=ey_err, peak_jy=float(amp), peak_err_jy=float(peak_err),
-            int_jy=float(integ), int_err_jy=float(int_err), snr=float(amp / rms),
+            int_jy=float(integ), int_err_jy=float(int_err), snr=float(amp / rms_pk),
             maj_arcsec=float(maj), min_arcsec=float(mnr), pa_deg=float(pa_fit), fit_ok=fit_ok))
     out.sort(key=lambda d: -d.peak_jy)
     return out
