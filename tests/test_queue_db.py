@@ -269,3 +269,42 @@ def test_schema_version_and_legacy_upgrade(tmp_path):
     conn.close()
     with pytest.raises(q.QueueDBError, match="newer"):
         q.connect(path)
+
+
+def test_reprocess_from_any_finished_state_but_not_while_running(db):
+    gid = fill(db)
+    q.claim_next(db, now=NOW)
+    with pytest.raises(q.QueueDBError, match="in_progress"):
+        q.reprocess(db, gid)
+    q.checkpoint(db, gid, "imaged", "/data/ms/x.ms")
+    q.complete(db, gid)
+    assert q.reprocess(db, gid, requested_by="ops", now=NOW + 10) == q.COMPLETED
+    g = q.get_group(db, gid)
+    assert g.state == q.PENDING and g.processing_stage is None and g.checkpoint_path is None and g.error is None
+    assert "reprocess requested by ops" in g.notes and "(was completed)" in g.notes
+    assert q.claim_next(db, now=NOW + 10).group_id == gid  # claimable at once
+    with pytest.raises(q.QueueDBError, match="not in the"):
+        q.reprocess(db, "2020-01-01T00:00:00")
+
+
+def test_cli_queue_reprocess(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from dsa110_contimg.cli import main
+    from dsa110_contimg.config import reset_settings_cache
+
+    monkeypatch.setenv("PIPELINE_QUEUE_DB", str(tmp_path / "queue.sqlite3"))
+    reset_settings_cache()
+    try:
+        conn = q.connect(tmp_path / "queue.sqlite3")
+        gid = fill(conn)
+        q.claim_next(conn)
+        q.complete(conn, gid)
+        conn.close()
+        r = CliRunner().invoke(main, ["queue", "reprocess", gid])
+        assert r.exit_code == 0 and "was completed" in r.output
+        r = CliRunner().invoke(main, ["queue", "reprocess", "2020-01-01T00:00:00"])
+        assert r.exit_code == 1 and "not in the" in r.output
+    finally:
+        monkeypatch.delenv("PIPELINE_QUEUE_DB")
+        reset_settings_cache()

@@ -416,6 +416,24 @@ def queue_retry(group_id, restart) -> None:
     click.echo(f"{group_id} re-queued")
 
 
+@queue_group.command("reprocess")
+@click.argument("group_id")
+def queue_reprocess(group_id) -> None:
+    """Process a completed (or failed, held, pending) group again from its first stage."""
+    import getpass
+
+    from .db import queue as q
+
+    conn = q.connect(_settings().queue_db)
+    try:
+        old = q.reprocess(conn, group_id, requested_by=f"contimg queue ({getpass.getuser()})")
+    except q.QueueDBError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+    click.echo(f"{group_id} queued again (was {old})")
+
+
 @queue_group.command("reset-stale")
 def queue_reset_stale() -> None:
     """Put groups left in progress (by a crashed daemon) back to pending."""
