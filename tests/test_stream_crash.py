@@ -8,12 +8,23 @@ import sys
 import time
 from pathlib import Path
 
-
-
 from imaging_helpers import staged_groups
 
 N_GROUPS = 4
 N_KILLS = 20
+"""Kills at most; the pipeline may finish all groups before (it gets faster), so the test asks for at
+least :data:`MIN_KILLS` of them at :data:`MIN_POINTS` different points of progress."""
+MIN_KILLS, MIN_POINTS = 6, 4
+
+
+def _progress(queue_db) -> tuple:
+    from dsa110_contimg.db import queue as q
+
+    conn = q.connect(queue_db)
+    try:
+        return tuple((g.group_id, g.state, g.processing_stage) for g in q.list_groups(conn))
+    finally:
+        conn.close()
 
 
 def test_sigkill_restarts(tmp_path, antpos_csv):
@@ -25,7 +36,7 @@ def test_sigkill_restarts(tmp_path, antpos_csv):
     exe = Path(sys.executable).with_name("contimg")
     cmd = [str(exe), "stream", "--executor", "inline", "--poll", "0.1", "--no-inotify", "--until-idle"]
     rng = random.Random(5)
-    kills = 0
+    kills, points = 0, set()
     deadline = time.monotonic() + 600
     while kills < N_KILLS and time.monotonic() < deadline:
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -34,11 +45,13 @@ def test_sigkill_restarts(tmp_path, antpos_csv):
             p.send_signal(signal.SIGKILL)
             p.wait()
             kills += 1
+            points.add(_progress(s.queue_db))
         else:
             break  # finished before we could kill it: everything is done
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
-    assert kills == N_KILLS, kills  # killed at random moments 20 times before the final run
+    # killed at random moments, at several points of the chain, before the final run
+    assert kills >= MIN_KILLS and len(points) >= MIN_POINTS, (kills, sorted(points))
 
     conn = q.connect(s.queue_db)
     groups = q.list_groups(conn)
