@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from . import data
 from .charts import bar_chart
-from .routes import Ctx
+from .routes import Ctx, State
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -86,8 +86,7 @@ async def overview(request: Request, c: Ctx):
 
 
 @router.get("/groups", response_class=HTMLResponse)
-async def groups_page(request: Request, c: Ctx, state: Literal["collecting", "pending", "in_progress", "completed",
-                                                          "failed", "held"] | None = None,
+async def groups_page(request: Request, c: Ctx, state: State | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0):
     """All groups with state filter and paging."""
     from ..db.queue_schema import STATES

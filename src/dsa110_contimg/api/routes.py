@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
+from ..db.queue_schema import STATES
 from . import data
 from .context import ApiContext
 from .models import (CalSetModel, GroupDetail, GroupSummary, ImageDetail, ImageSummary, MSRow, Page,
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api")
 
-State = Literal["collecting", "pending", "in_progress", "completed", "failed", "held"]
+State = Literal[STATES]  # type: ignore[valid-type]  # the queue's states (a tuple subscript = its members)
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 MEDIA = {".png": "image/png", ".fits": "application/fits"}
