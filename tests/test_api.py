@@ -314,6 +314,7 @@ def test_dashboard_pages_render_the_run(client, pipeline_run):
     assert pipeline_run.bad_file.name in failed
     bad_id = client.get("/api/groups?state=failed").json()["items"][0]["group_id"]
     assert "quarantined" in client.get(f"/groups/{bad_id}").text
+    assert 'id="reprocess-form"' not in client.get(f"/groups/{bad_id}").text  # writes disabled: no form
     for url in ("/images/999999", "/groups/nope", "/no-such-page"):
         r = client.get(url)
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "404" in r.text

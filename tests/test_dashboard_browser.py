@@ -143,10 +143,25 @@ def test_dashboard_in_chromium(server, browser):
     _wait(lambda: all(_loaded(browser, "img.big")), what="image and QA plot")
     browser.save_screenshot(str(ARTIFACTS / "dashboard_image.png"))
 
+    # an operator reprocesses a group from its page: a wrong token is refused, the right one queues it again
+    ui_gid = [g["group_id"] for g in groups if g["state"] == "completed"][-1]
+    browser.get(server + f"/groups/{ui_gid}")
+    browser.find_element(By.ID, "reprocess-token").send_keys("wrong")
+    browser.find_element(By.ID, "reprocess-button").click()
+    _wait(lambda: "refused (401)" in browser.find_element(By.ID, "reprocess-result").text, what="401 shown")
+    box = browser.find_element(By.ID, "reprocess-token")
+    box.clear()
+    box.send_keys("browser-token")
+    browser.find_element(By.ID, "reprocess-button").click()
+    _wait(lambda: api.get(f"/api/groups/{ui_gid}").json()["state"] == "pending", what="group queued again")
+    _wait(lambda: "pending" in browser.find_element(By.CSS_SELECTOR, "h1 .badge").text, what="page reloaded")
+    assert "reprocess requested by api" in api.get(f"/api/groups/{ui_gid}").json()["notes"]
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_group_reprocessed.png"))
+
     # the overview refreshes itself: a group queued again shows up as pending without reloading the page
     browser.get(server + "/")
     browser.execute_script("window.__notReloaded = true")
-    gid = next(g["group_id"] for g in groups if g["state"] == "completed")
+    gid = next(g["group_id"] for g in groups if g["state"] == "completed" and g["group_id"] != ui_gid)
     r = api.post(f"/api/reprocess/{gid}", headers={"Authorization": "Bearer browser-token"})
     assert r.status_code == 200
 
@@ -156,5 +171,5 @@ def test_dashboard_in_chromium(server, browser):
 
     _wait(row_state, timeout=15, what="auto-refresh to show the reprocessed group")
     assert browser.execute_script("return window.__notReloaded === true")
-    assert browser.find_element(By.CSS_SELECTOR, "#count-pending .n").text == "1"
+    assert browser.find_element(By.CSS_SELECTOR, "#count-pending .n").text == "2"
     browser.save_screenshot(str(ARTIFACTS / "dashboard_refreshed.png"))

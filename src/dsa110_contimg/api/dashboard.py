@@ -101,7 +101,7 @@ async def group_page(request: Request, c: Ctx, group_id: str):
     g = data.group_detail(c, group_id)
     if g is None:
         raise HTTPException(status_code=404, detail=f"group {group_id!r} not found")
-    return _render(request, "group.html", g["state"] not in ("completed", "failed"), g=g)
+    return _render(request, "group.html", g["state"] not in ("completed", "failed"), g=g, writes=c.writes_enabled)
 
 
 @router.get("/images", response_class=HTMLResponse)
