@@ -399,6 +399,19 @@ def queue_status(limit) -> None:
     Console().print(table)
 
 
+def _on_queue(action):
+    """Run ``action(conn)`` on the configured queue; its errors (unknown group, wrong state) exit with a message."""
+    from .db import queue as q
+
+    conn = q.connect(_settings().queue_db)
+    try:
+        return action(conn)
+    except q.QueueDBError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+
+
 @queue_group.command("retry")
 @click.argument("group_id")
 @click.option("--restart", is_flag=True, help="Start again from the first stage.")
@@ -406,13 +419,7 @@ def queue_retry(group_id, restart) -> None:
     """Put a failed or held group back into the queue."""
     from .db import queue as q
 
-    conn = q.connect(_settings().queue_db)
-    try:
-        q.retry(conn, group_id, restart=restart)
-    except q.QueueDBError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        conn.close()
+    _on_queue(lambda conn: q.retry(conn, group_id, restart=restart))
     click.echo(f"{group_id} re-queued")
 
 
@@ -424,13 +431,7 @@ def queue_reprocess(group_id) -> None:
 
     from .db import queue as q
 
-    conn = q.connect(_settings().queue_db)
-    try:
-        old = q.reprocess(conn, group_id, requested_by=f"contimg queue ({getpass.getuser()})")
-    except q.QueueDBError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        conn.close()
+    old = _on_queue(lambda conn: q.reprocess(conn, group_id, requested_by=f"contimg queue ({getpass.getuser()})"))
     click.echo(f"{group_id} queued again (was {old})")
 
 
@@ -439,11 +440,7 @@ def queue_reset_stale() -> None:
     """Put groups left in progress (by a crashed daemon) back to pending."""
     from .db import queue as q
 
-    conn = q.connect(_settings().queue_db)
-    try:
-        groups = q.reset_stale(conn)
-    finally:
-        conn.close()
+    groups = _on_queue(q.reset_stale)
     click.echo(f"re-queued {len(groups)} group(s)" + (": " + ", ".join(groups) if groups else ""))
 
 

@@ -376,18 +376,30 @@ def reset_stale(conn: sqlite3.Connection, now: float | datetime | None = None) -
     return ids
 
 
+def _requeue(conn: sqlite3.Connection, group_id: str, allowed: tuple[str, ...], action: str, restart: bool,
+             now: float | datetime | None, note: str | None = None) -> str:
+    """Make a group in one of ``allowed`` states pending now (``retry_count`` 0, error cleared);
+    ``restart`` forgets the checkpoint; ``note`` is appended to ``notes``.  Returns the state it left."""
+    t = _unix(now)
+    with _tx(conn):
+        old = _require(conn, group_id, allowed, action)
+        extra: dict[str, Any] = {"processing_stage": None, "checkpoint_path": None} if restart else {}
+        if note:
+            notes = conn.execute("SELECT notes FROM ingest_queue WHERE group_id = ?", (group_id,)).fetchone()[0]
+            line = f"{note} at {_iso(t)} (was {old})"
+            extra["notes"] = f"{notes}; {line}" if notes else line
+        _set(conn, group_id, t, state=PENDING, retry_count=0, error=None, hold_reason=None, next_attempt_at=t,
+             **extra)
+    return old
+
+
 def retry(conn: sqlite3.Connection, group_id: str, restart: bool = False,
           now: float | datetime | None = None) -> None:
     """Operator retry: a failed, held or backing-off pending group becomes pending now, ``retry_count`` 0.
 
     ``restart=True`` also forgets the checkpoint (processing starts from the first stage).
     """
-    t = _unix(now)
-    with _tx(conn):
-        _require(conn, group_id, (FAILED, HELD, PENDING), "retry")
-        extra = {"processing_stage": None, "checkpoint_path": None} if restart else {}
-        _set(conn, group_id, t, state=PENDING, retry_count=0, error=None, hold_reason=None, next_attempt_at=t,
-             **extra)
+    _requeue(conn, group_id, (FAILED, HELD, PENDING), "retry", restart, now)
 
 
 def reprocess(conn: sqlite3.Connection, group_id: str, requested_by: str = "operator",
@@ -398,14 +410,9 @@ def reprocess(conn: sqlite3.Connection, group_id: str, requested_by: str = "oper
     collecting or in progress).  The checkpoint is forgotten, so the daemon re-runs
     every stage (conversion is skipped when its MS exists); the request is noted.
     """
-    t = _unix(now)
-    with _tx(conn):
-        old = _require(conn, group_id, (COMPLETED, FAILED, HELD, PENDING), "reprocess")
-        notes = conn.execute("SELECT notes FROM ingest_queue WHERE group_id = ?", (group_id,)).fetchone()[0]
-        note = f"reprocess requested by {requested_by} at {_iso(t)} (was {old})"
-        _set(conn, group_id, t, state=PENDING, retry_count=0, error=None, hold_reason=None, next_attempt_at=t,
-             processing_stage=None, checkpoint_path=None, notes=f"{notes}; {note}" if notes else note)
-    log.info("ingest queue: group %s queued again (%s)", group_id, note)
+    old = _requeue(conn, group_id, (COMPLETED, FAILED, HELD, PENDING), "reprocess", True, now,
+                   note=f"reprocess requested by {requested_by}")
+    log.info("ingest queue: group %s queued again by %s (was %s)", group_id, requested_by, old)
     return old
 
 
