@@ -35,10 +35,7 @@ def server(pipeline_run, tmp_path_factory):
     from dsa110_contimg.api.cli import free_port, settings_env
 
     s = copy_state(pipeline_run, tmp_path_factory.mktemp("browser_state"))
-    env = dict(os.environ, PIPELINE_API_TOKEN="browser-token")
-    for pair in settings_env(s).split(" "):
-        k, v = pair.split("=", 1)
-        env[k] = v
+    env = dict(os.environ, PIPELINE_API_TOKEN="browser-token", **settings_env(s))
     port = free_port("127.0.0.1", 0)
     proc = subprocess.Popen([sys.executable, "-m", "dsa110_contimg.cli", "api", "--port", str(port), "--refresh", "1",
                              "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -33,12 +33,11 @@ def serve(settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = 
     uvicorn.run(create_app(settings, refresh_s), host=host, port=port, log_level=log_level)
 
 
-def settings_env(settings) -> str:
-    """The environment variables that make ``contimg api`` read the databases of ``settings``."""
-    return " ".join(f"{var}={value}" for var, value in (
-        ("PIPELINE_STATE_DIR", settings.state_dir), ("PIPELINE_QUEUE_DB", settings.queue_db),
-        ("PIPELINE_PRODUCTS_DB", settings.products_db), ("CAL_REGISTRY_DB", settings.cal_registry_db),
-        ("PIPELINE_INCOMING_DIR", settings.incoming_dir), ("PIPELINE_OUTPUT_DIR", settings.output_dir)))
+def settings_env(settings) -> dict[str, str]:
+    """The environment variables that make ``contimg api`` read the databases and folders of ``settings``."""
+    return {"PIPELINE_STATE_DIR": str(settings.state_dir), "PIPELINE_QUEUE_DB": str(settings.queue_db),
+            "PIPELINE_PRODUCTS_DB": str(settings.products_db), "CAL_REGISTRY_DB": str(settings.cal_registry_db),
+            "PIPELINE_INCOMING_DIR": str(settings.incoming_dir), "PIPELINE_OUTPUT_DIR": str(settings.output_dir)}
 
 
 @click.command("api")

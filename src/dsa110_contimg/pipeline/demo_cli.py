@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def demo_cmd(preset: str, groups: int, executor: str, no_serve: bool, host: str,
         click.echo("serving the dashboard of this demo; press Ctrl-C to stop")
         serve(res.settings, host, port)
     else:
-        click.echo(f"to browse it later: {settings_env(res.settings)} contimg api --port {port}")
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings_env(res.settings).items())
+        click.echo(f"to browse it later: {env} contimg api --port {port}")
     if res.failed:
         raise SystemExit(f"{res.failed} group(s) failed")
