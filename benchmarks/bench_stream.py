@@ -72,10 +72,11 @@ def main() -> None:
         conn = q.connect(s.queue_db)
         rows = [(g.group_id, g.state, q.get_metrics(conn, g.group_id) or {}) for g in q.list_groups(conn)]
         conn.close()
+        from dsa110_contimg.api.data import stage_seconds  # the dashboard's reading of the timings
+
         for gid, state, m in sorted(rows):
-            print(f"  {gid}: {state}, latency {m.get('latency_s') or float('nan'):6.1f} s "
-                  f"(convert {m.get('total_time') or 0:.1f}, calibrate {(m.get('cal_b_time') or 0) + (m.get('cal_g_time') or 0) + (m.get('cal_k_time') or 0):.1f}, "
-                  f"apply {m.get('apply_time') or 0:.1f}, image {m.get('image_time') or 0:.1f}, qa {m.get('qa_time') or 0:.1f})")
+            stages = ", ".join(f"{k} {v or 0:.1f}" for k, v in stage_seconds(m).items())
+            print(f"  {gid}: {state}, latency {m.get('latency_s') or float('nan'):6.1f} s ({stages})")
         print(f"  throughput: {args.groups} groups in {wall:.0f} s = {args.groups / wall * 309.24:.2f} groups per 309 s "
               "(targets: latency <= 90 s, >= 3 groups per 309 s)")
     finally:

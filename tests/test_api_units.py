@@ -56,6 +56,7 @@ def test_throughput_bins():
 
 
 def test_demo_serves_only_in_a_terminal(monkeypatch):
+    import io
     import sys
 
     from dsa110_contimg.pipeline.demo_cli import should_serve
@@ -72,5 +73,5 @@ def test_demo_serves_only_in_a_terminal(monkeypatch):
     monkeypatch.setenv("CI", "true")
     assert should_serve(no_serve=False) is False
     monkeypatch.delenv("CI")
-    monkeypatch.setattr(sys, "stdout", open(__file__))  # not a terminal (e.g. piped)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # not a terminal (e.g. piped)
     assert should_serve(no_serve=False) is False

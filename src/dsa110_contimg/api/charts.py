@@ -73,7 +73,8 @@ def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]], 
                    f'<text x="{left + pw}" y="{y - 3:.1f}" text-anchor="end" class="tick">{escape(limit_label)}</text>')
     out.append(f'<text x="{left}" y="{height - 18}" class="tick">{escape(labels[0])}</text>')
     if n > 1:
-        out.append(f'<text x="{left + pw}" y="{height - 18}" text-anchor="end" class="tick">{escape(labels[-1])}</text>')
+        out.append(f'<text x="{left + pw}" y="{height - 18}" text-anchor="end" class="tick">'
+                   f'{escape(labels[-1])}</text>')
     out.append(f'<text x="4" y="{top - 6}" class="tick">{escape(unit)}</text>')
     if len(series) > 1:  # legend
         x = left
