@@ -24,11 +24,28 @@ def _settings():
     return cli_settings()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The root group: any pipeline error (:class:`~dsa110_contimg.errors.ContimgError`) ends the command with
+    its one-line message and exit code 1; ``-v`` shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context):
+        from .errors import ContimgError
+
+        try:
+            return super().invoke(ctx)
+        except ContimgError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                raise
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="dsa110-contimg")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """dsa110-contimg: real-time continuum imaging pipeline of the DSA-110."""
+    ctx.obj = {"verbose": verbose}
     _setup_logging(verbose)
 
 
@@ -347,8 +364,12 @@ def image_worker_daemon(ms_dir, interval, **kw) -> None:
 @click.option("--group-timeout-s", type=float, default=2 * 309.24, show_default=True)
 @click.option("--max-retries", type=int, default=3, show_default=True)
 @click.option("--until-idle", is_flag=True, help="Exit when every group is completed or failed.")
+@click.option("--stage-timeout-s", type=float, default=None,
+              help="Wall-clock limit of one stage (s) [PIPELINE_STAGE_TIMEOUT_S, 1800].")
+@click.option("--init", is_flag=True,
+              help="Create a new queue database even though products exist (everything in incoming is redone).")
 def stream_cmd(input_dir, output_dir, workers, scheduler, executor, poll_interval_s, no_inotify, group_timeout_s,
-               max_retries, until_idle) -> None:
+               max_retries, until_idle, stage_timeout_s, init) -> None:
     """Watch the incoming folder and process every group exactly once (convert, calibrate, apply, image)."""
     from .casa_env import prepare_casa
     from .pipeline.stream import StreamDaemon, StreamOptions
@@ -357,7 +378,8 @@ def stream_cmd(input_dir, output_dir, workers, scheduler, executor, poll_interva
     prepare_casa(s.state_dir)
     opts = StreamOptions(input_dir=input_dir or s.incoming_dir, output_dir=output_dir or s.output_dir,
                          workers=workers, scheduler=scheduler, executor=executor, poll_interval_s=poll_interval_s,
-                         use_inotify=not no_inotify, group_timeout_s=group_timeout_s, max_retries=max_retries)
+                         use_inotify=not no_inotify, group_timeout_s=group_timeout_s, max_retries=max_retries,
+                         stage_timeout_s=stage_timeout_s, init=init)
     click.echo(f"watching {opts.input_dir} -> {opts.output_dir} ({executor}, {workers} worker(s))")
     try:
         stats = StreamDaemon(opts, s).run(until_idle=until_idle)
@@ -367,90 +389,15 @@ def stream_cmd(input_dir, output_dir, workers, scheduler, executor, poll_interva
     click.echo(f"completed {len(stats.completed)}, failed {len(stats.failed)}")
 
 
-@main.group("queue")
-def queue_group() -> None:
-    """Inspect and nudge the ingest queue."""
-
-
-@queue_group.command("status")
-@click.option("--limit", type=int, default=20, show_default=True)
-def queue_status(limit) -> None:
-    """Counts by state and the most recent groups."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .db import queue as q
-
-    conn = q.connect(_settings().queue_db)
-    try:
-        counts, groups = q.counts_by_state(conn), q.list_groups(conn, limit=limit)
-        hb = q.get_heartbeat(conn, "stream")
-    finally:
-        conn.close()
-    click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
-    if hb is not None:
-        click.echo(f"daemon heartbeat: {hb.updated_at} (pid {hb.pid} on {hb.host})")
-    table = Table()
-    for col in ("group", "state", "stage", "subbands", "retries", "error"):
-        table.add_column(col)
-    for g in groups:
-        table.add_row(g.group_id, g.state, g.processing_stage or "", f"{len(g.files)}/{g.expected_subbands}",
-                      str(g.retry_count), (g.error or "")[:60])
-    Console().print(table)
-
-
-def _on_queue(action):
-    """Run ``action(conn)`` on the configured queue; its errors (unknown group, wrong state) exit with a message."""
-    from .db import queue as q
-
-    conn = q.connect(_settings().queue_db)
-    try:
-        return action(conn)
-    except q.QueueDBError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        conn.close()
-
-
-@queue_group.command("retry")
-@click.argument("group_id")
-@click.option("--restart", is_flag=True, help="Start again from the first stage.")
-def queue_retry(group_id, restart) -> None:
-    """Put a failed or held group back into the queue."""
-    from .db import queue as q
-
-    _on_queue(lambda conn: q.retry(conn, group_id, restart=restart))
-    click.echo(f"{group_id} re-queued")
-
-
-@queue_group.command("reprocess")
-@click.argument("group_id")
-def queue_reprocess(group_id) -> None:
-    """Process a completed (or failed, held, pending) group again from its first stage."""
-    import getpass
-
-    from .db import queue as q
-
-    old = _on_queue(lambda conn: q.reprocess(conn, group_id, requested_by=f"contimg queue ({getpass.getuser()})"))
-    click.echo(f"{group_id} queued again (was {old})")
-
-
-@queue_group.command("reset-stale")
-def queue_reset_stale() -> None:
-    """Put groups left in progress (by a crashed daemon) back to pending."""
-    from .db import queue as q
-
-    groups = _on_queue(q.reset_stale)
-    click.echo(f"re-queued {len(groups)} group(s)" + (": " + ", ".join(groups) if groups else ""))
-
-
 def _register_subgroups() -> None:
     from .api.cli import api_cmd
     from .catalog.cli import catalog
     from .db.cal_registry_cli import caltables
     from .pipeline.demo_cli import demo_cmd
 
-    for command in (catalog, caltables, api_cmd, demo_cmd):
+    from .db.queue_cli import doctor_cmd, queue_group
+
+    for command in (catalog, caltables, api_cmd, demo_cmd, queue_group, doctor_cmd):
         main.add_command(command)
 
 

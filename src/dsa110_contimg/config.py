@@ -53,6 +53,8 @@ class Settings:
     """Bearer token for the API's write endpoints (``PIPELINE_API_TOKEN``)."""
     api_cache_s: float = 1.0
     """How long the API reuses an answer it computed (s; 0: never) (``PIPELINE_API_CACHE_S``)."""
+    stage_timeout_s: float = 1800.0
+    """Wall-clock limit of one stage of one group, after which it is killed (``PIPELINE_STAGE_TIMEOUT_S``)."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from: ``env:VAR`` or ``default``."""
 
@@ -80,6 +82,7 @@ _VARIABLES: dict[str, str] = {
     "PIPELINE_ANTPOS_CSV": "antpos_csv",
     "PIPELINE_API_TOKEN": "api_token",
     "PIPELINE_API_CACHE_S": "api_cache_s",
+    "PIPELINE_STAGE_TIMEOUT_S": "stage_timeout_s",
 }
 
 
@@ -160,6 +163,13 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
         raise ConfigError(f"PIPELINE_API_CACHE_S={raw_cache!r}: not a number") from None
     if not 0 <= cache_s <= 3600:
         raise ConfigError(f"PIPELINE_API_CACHE_S={cache_s}: must be between 0 and 3600 seconds")
+    raw_timeout = get("PIPELINE_STAGE_TIMEOUT_S")
+    try:
+        timeout_s = 1800.0 if raw_timeout is None else float(raw_timeout)
+    except ValueError:
+        raise ConfigError(f"PIPELINE_STAGE_TIMEOUT_S={raw_timeout!r}: not a number") from None
+    if not 1 <= timeout_s <= 86400:
+        raise ConfigError(f"PIPELINE_STAGE_TIMEOUT_S={timeout_s}: must be between 1 and 86400 seconds")
 
     if create_dirs:
         _ensure_dir("PIPELINE_STATE_DIR", state_dir)
@@ -183,6 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
         antpos_csv=antpos,
         api_token=token,
         api_cache_s=cache_s,
+        stage_timeout_s=timeout_s,
         sources=sources,
     )
 

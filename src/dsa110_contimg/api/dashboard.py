@@ -10,20 +10,24 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from . import data
 from .charts import bar_chart
-from .routes import Ctx, State
+from .params import ImageId, Offset, State, page_limit
+from .routes import Ctx
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
+GroupsLimit = page_limit(500)
+"""Rows of the groups page."""
+GalleryLimit = page_limit(200)
+"""Images of the gallery, calibration sets of the calibration page."""
 
 
 def _fmt(value, fmt: str = ".3g", scale: float = 1.0, none: str = "–") -> str:
@@ -87,7 +91,7 @@ async def overview(request: Request, c: Ctx):
 
 @router.get("/groups", response_class=HTMLResponse)
 async def groups_page(request: Request, c: Ctx, state: State | None = None,
-                limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0):
+                limit: GroupsLimit = 50, offset: Offset = 0):
     """All groups with state filter and paging."""
     from ..db.queue_schema import STATES
 
@@ -105,14 +109,13 @@ async def group_page(request: Request, c: Ctx, group_id: str):
 
 
 @router.get("/images", response_class=HTMLResponse)
-async def images_page(request: Request, c: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 24,
-                offset: Annotated[int, Query(ge=0)] = 0):
+async def images_page(request: Request, c: Ctx, limit: GalleryLimit = 24, offset: Offset = 0):
     """Gallery of the latest images with their QA numbers."""
     return _render(request, "images.html", offset == 0, page=data.list_images(c, limit, offset, type="image"))
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
-async def image_page(request: Request, c: Ctx, image_id: int):
+async def image_page(request: Request, c: Ctx, image_id: ImageId):
     """One image: picture, QA, FITS download and detections matched to the catalog."""
     img = data.image_detail(c, image_id)
     if img is None:
@@ -121,7 +124,6 @@ async def image_page(request: Request, c: Ctx, image_id: int):
 
 
 @router.get("/caltables", response_class=HTMLResponse)
-async def caltables_page(request: Request, c: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 10,
-                         offset: Annotated[int, Query(ge=0)] = 0):
+async def caltables_page(request: Request, c: Ctx, limit: GalleryLimit = 10, offset: Offset = 0):
     """Calibration sets (newest first, a page at a time) with their solution plots."""
     return _render(request, "caltables.html", offset == 0, page=data.calibration_sets(c, None, limit, offset))

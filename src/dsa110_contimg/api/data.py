@@ -119,6 +119,7 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
         if g is None:
             return None
         metrics = q.get_metrics(conn, group_id)
+        others = [set_aside_row(e) for e in q.list_extra_files(conn, group_id=group_id, limit=200)]
     reached = STAGE_ORDER.index(g.processing_stage) if g.processing_stage in STAGE_ORDER else -1
     seconds = stage_seconds(metrics)
     checkpoint = {"convert": "converted", "calibrate": "calibrated", "apply": "applied", "image": "imaged",
@@ -131,7 +132,7 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
     files = [{"subband": k, "path": v, "exists": Path(v).is_file(),
               "quarantined": str(quarantine / Path(v).name) if (quarantine / Path(v).name).is_file() else None}
              for k, v in sorted(g.files.items())]
-    out = {**group_summary(g), "files": files,
+    out = {**group_summary(g), "files": files, "other_files": others, "operator_hold": bool(g.operator_hold),
            "missing_subbands": g.missing_subbands, "notes": g.notes, "checkpoint_path": g.checkpoint_path,
            "stages": stages, "metrics": metrics or {}, "latency_s": (metrics or {}).get("latency_s"),
            "ms": None, "images": []}
@@ -142,6 +143,25 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
             out["ms"] = ms_row(ms) if ms is not None else None
             out["images"] = [image_summary(i) for i in pdb.list_images(pconn, limit=20, ms_path=ms_path)]
     return out
+
+
+def set_aside_row(e) -> dict[str, Any]:
+    """One :class:`~dsa110_contimg.db.queue_files.ExtraFile` as the API shows it."""
+    return {"path": e.path, "name": e.name, "kind": e.kind, "reason": e.reason, "group_id": e.group_id,
+            "subband": e.subband_idx, "added_at": e.added_at, "resolved_at": e.resolved_at}
+
+
+@cached
+def set_aside_files(ctx: ApiContext, kind: str | None, limit: int, offset: int) -> dict[str, Any]:
+    """A page of the files set aside by the queue (newest first), optionally of one kind."""
+    from ..db import queue as q
+
+    kinds = (kind,) if kind else None
+    with ctx.queue() as conn:
+        if conn is None:
+            return page([], 0, limit, offset)
+        rows = q.list_extra_files(conn, kinds=kinds, limit=limit, offset=offset)
+        return page([set_aside_row(e) for e in rows], q.count_extra_files(conn, kinds), limit, offset)
 
 
 # --------------------------------------------------------------------------- products

@@ -41,6 +41,21 @@ class FileEntry(BaseModel):
     quarantined: str | None = Field(description="Where it is kept when its group failed on bad input.")
 
 
+class SetAsideFile(BaseModel):
+    """A file the queue saw but does not process as a group's subband."""
+
+    path: str
+    name: str
+    kind: str = Field(description="ignored (bad name, out-of-range subband, not a regular file), late, "
+                                  "duplicate-unchecked, duplicate (identical copy dropped), conflict "
+                                  "(different content: group held for an operator) or rejected.")
+    reason: str | None
+    group_id: str | None
+    subband: int | None
+    added_at: str | None
+    resolved_at: str | None
+
+
 class StageTiming(BaseModel):
     stage: str = Field(description="convert, calibrate, apply, image or qa.")
     done: bool
@@ -128,6 +143,8 @@ class ImageDetail(ImageSummary):
 
 class GroupDetail(GroupSummary):
     files: list[FileEntry]
+    other_files: list[SetAsideFile] = Field(description="Duplicates and late files of this group.")
+    operator_hold: bool = Field(description="Held until an operator resolves it (contimg queue release).")
     missing_subbands: list[int]
     notes: str | None
     checkpoint_path: str | None

@@ -10,27 +10,21 @@ from __future__ import annotations
 
 import hmac
 import logging
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
-from ..db.queue_schema import STATES
 from . import data
 from .context import ApiContext
+from .files import registered_file
 from .models import (CalSetModel, GroupDetail, GroupSummary, ImageDetail, ImageSummary, MSRow, Page,
-                     PerformanceResponse, ReprocessResponse, StatusResponse, SystemMetrics)
+                     PerformanceResponse, ReprocessResponse, SetAsideFile, StatusResponse, SystemMetrics)
+from .params import ExtraKind, ImageId, Limit, Offset, PerformanceLimit, State
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api")
-
-State = Literal[STATES]  # type: ignore[valid-type]  # the queue's states (a tuple subscript = its members)
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
-MEDIA = {".png": "image/png", ".fits": "application/fits"}
-"""Media type of each kind of file the API serves; nothing else is served."""
 
 
 async def ctx(request: Request) -> ApiContext:
@@ -47,14 +41,9 @@ def _found(value, what: str):
     return value
 
 
-def registered_file(path: Path | None, what: str, suffix: str) -> FileResponse:
-    """Serve a file whose path came from a database row (never from the request).
-
-    404 when nothing is registered, the file is gone, or it is not the kind of file expected.
-    """
-    if path is None or path.suffix.lower() != suffix or not path.is_file():
-        raise HTTPException(status_code=404, detail=f"{what} not found")
-    return FileResponse(path, media_type=MEDIA[suffix], filename=path.name if suffix == ".fits" else None)
+def _serve(c: ApiContext, path, what: str, suffix: str) -> FileResponse:
+    """The registered file ``path``, served only from the product folders (see :func:`.files.registered_file`)."""
+    return registered_file(path, what, suffix, c.product_dirs)
 
 
 async def require_token(c: Ctx, authorization: Annotated[str | None, Header()] = None) -> str:
@@ -81,7 +70,7 @@ async def get_system(c: Ctx):
 
 
 @router.get("/metrics/performance", response_model=PerformanceResponse, summary="Per-stage timings over time")
-async def get_performance(c: Ctx, limit: Annotated[int, Query(ge=1, le=5000)] = 200):
+async def get_performance(c: Ctx, limit: PerformanceLimit = 200):
     """Stage timings and latency of the newest ``limit`` groups, their median/p90, and groups finished per bin."""
     return data.performance(c, limit)
 
@@ -96,6 +85,12 @@ async def get_groups(c: Ctx, state: State | None = None, limit: Limit = 50, offs
 async def get_group(c: Ctx, group_id: str):
     """A group's subband files, its stages with their timings, its error and its products."""
     return _found(data.group_detail(c, group_id), f"group {group_id!r}")
+
+
+@router.get("/set_aside", response_model=Page[SetAsideFile], summary="Files the queue set aside, with the reason")
+async def get_set_aside(c: Ctx, kind: ExtraKind | None = None, limit: Limit = 50, offset: Offset = 0):
+    """Names that are not subband files, files that are not regular, duplicates and late files, newest first."""
+    return data.set_aside_files(c, kind, limit, offset)
 
 
 @router.get("/ms_index", response_model=Page[MSRow], summary="Measurement Sets")
@@ -113,24 +108,24 @@ async def get_images(c: Ctx, limit: Limit = 50, offset: Offset = 0,
 
 
 @router.get("/images/{image_id}", response_model=ImageDetail, summary="One image: metadata, QA, detections")
-async def get_image(c: Ctx, image_id: int):
+async def get_image(c: Ctx, image_id: ImageId):
     """An image's metadata, QA numbers, timings and detections with their catalog matches."""
     return _found(data.image_detail(c, image_id), f"image {image_id}")
 
 
 @router.get("/images/{image_id}/fits", response_class=FileResponse, summary="Download the image's FITS file")
-async def get_image_fits(c: Ctx, image_id: int):
-    return registered_file(data.image_file(c, image_id, "fits"), f"FITS file of image {image_id}", ".fits")
+async def get_image_fits(c: Ctx, image_id: ImageId):
+    return _serve(c, data.image_file(c, image_id, "fits"), f"FITS file of image {image_id}", ".fits")
 
 
 @router.get("/images/{image_id}/thumbnail.png", response_class=FileResponse, summary="The image's thumbnail")
-async def get_image_thumbnail(c: Ctx, image_id: int):
-    return registered_file(data.image_file(c, image_id, "thumbnail"), f"thumbnail of image {image_id}", ".png")
+async def get_image_thumbnail(c: Ctx, image_id: ImageId):
+    return _serve(c, data.image_file(c, image_id, "thumbnail"), f"thumbnail of image {image_id}", ".png")
 
 
 @router.get("/images/{image_id}/qa.png", response_class=FileResponse, summary="The image's QA plot")
-async def get_image_qa_plot(c: Ctx, image_id: int):
-    return registered_file(data.image_file(c, image_id, "qa_plot"), f"QA plot of image {image_id}", ".png")
+async def get_image_qa_plot(c: Ctx, image_id: ImageId):
+    return _serve(c, data.image_file(c, image_id, "qa_plot"), f"QA plot of image {image_id}", ".png")
 
 
 @router.get("/caltables", response_model=Page[CalSetModel], summary="Calibration sets")
@@ -149,8 +144,8 @@ async def get_caltable(c: Ctx, set_name: str):
             summary="QA plot of one table of a set")
 async def get_calplot(c: Ctx, set_name: str, table_type: str):
     """Solution plot (delays, bandpass or gain phases) of the set's table of type ``table_type``."""
-    return registered_file(data.calplot_file(c, set_name, table_type),
-                           f"plot of the {table_type} table of set {set_name!r}", ".png")
+    return _serve(c, data.calplot_file(c, set_name, table_type),
+                  f"plot of the {table_type} table of set {set_name!r}", ".png")
 
 
 @router.post("/reprocess/{group_id}", response_model=ReprocessResponse, summary="Queue a group again",
@@ -165,19 +160,14 @@ def post_reprocess(c: Ctx, group_id: str, _: Annotated[str, Depends(require_toke
     """
     from ..db import queue as q
 
-    if not c.settings.queue_db.is_file():
-        raise HTTPException(status_code=404, detail=f"group {group_id!r} not found")
-    conn = q.connect(c.settings.queue_db)
-    try:
-        if q.get_group(conn, group_id) is None:
+    with c.queue_writer() as conn:
+        if conn is None or q.get_group(conn, group_id) is None:
             raise HTTPException(status_code=404, detail=f"group {group_id!r} not found")
         try:
             old = q.reprocess(conn, group_id, requested_by="api")
         except q.QueueDBError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         g = q.get_group(conn, group_id)
-    finally:
-        conn.close()
     c.invalidate()
     log.warning("API: group %s queued again for reprocessing (was %s)", group_id, old)
     return {"group_id": group_id, "previous_state": old, "state": g.state}

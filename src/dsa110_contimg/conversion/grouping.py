@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-FILENAME_RE = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})_sb(?P<sb>\d{2})\.hdf5$")
+from ..errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+FILENAME_RE = re.compile(r"(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})_sb(?P<sb>[0-9]{2})\.hdf5",
+                         re.ASCII)
+"""Strict ASCII name of a subband file (matched with ``fullmatch``: no trailing newline, no Unicode digits)."""
+INCOMPLETE_SUFFIX = "_incomplete.hdf5"
+"""Suffix of a file the correlator is still writing (renamed when complete)."""
 
 
-class ConversionInputError(ValueError):
+class ConversionInputError(BadInputError):
     """Bad input: the message names the file(s) and the reason, on one line."""
-
-    def __init__(self, message: str, files: list[Path] | None = None):
-        super().__init__(message)
-        self.files = [Path(f) for f in (files or [])]
 
 
 @dataclass
@@ -52,13 +59,53 @@ class SubbandGroup:
         return [self.files[k].path for k in sorted(self.files)]
 
 
-def parse_subband_name(path: str | Path) -> SubbandFile | None:
-    """Parse a subband file name; ``None`` for other names (including ``_incomplete`` files)."""
-    path = Path(path)
-    m = FILENAME_RE.match(path.name)
+@dataclass(frozen=True)
+class NameCheck:
+    """Verdict on a file name: the parsed file, or why it is set aside."""
+
+    file: SubbandFile | None
+    """The parsed subband file, or ``None``."""
+    reason: str | None = None
+    """Why the name is not a usable subband file (``None`` when it is)."""
+    in_progress: bool = False
+    """A ``_incomplete`` file still being written (not an error: skipped quietly)."""
+
+
+def check_subband_name(path: str | Path, expected_subbands: int | None = None) -> NameCheck:
+    """Check a subband file name; never raises.
+
+    Parameters
+    ----------
+    path
+        The file (only its name is looked at).
+    expected_subbands
+        Subbands of a complete group: an index at or above it is out of range (``None``: no check).
+
+    Returns
+    -------
+    NameCheck
+        ``file`` set when the name is ``YYYY-mm-ddTHH:MM:SS_sbNN.hdf5`` in ASCII digits with a
+        real calendar date and time and ``NN < expected_subbands``; otherwise ``reason``.
+    """
+    name = Path(path).name
+    if name.endswith(INCOMPLETE_SUFFIX):
+        return NameCheck(None, "still being written (_incomplete)", in_progress=True)
+    m = FILENAME_RE.fullmatch(name)
     if not m:
-        return None
-    return SubbandFile(path=path, timestamp=datetime.strptime(m["ts"], "%Y-%m-%dT%H:%M:%S"), subband=int(m["sb"]))
+        return NameCheck(None, "name is not YYYY-mm-ddTHH:MM:SS_sbNN.hdf5")
+    try:
+        ts = datetime.strptime(m["ts"], "%Y-%m-%dT%H:%M:%S")
+    except ValueError as exc:
+        return NameCheck(None, f"impossible date or time in the name ({exc})")
+    sb = int(m["sb"])
+    if expected_subbands is not None and sb >= expected_subbands:
+        return NameCheck(None, f"subband sb{sb:02d} out of range (expected sb00..sb{expected_subbands - 1:02d})")
+    return NameCheck(SubbandFile(path=Path(path), timestamp=ts, subband=sb))
+
+
+def parse_subband_name(path: str | Path, expected_subbands: int | None = None) -> SubbandFile | None:
+    """Parse a subband file name; ``None`` for anything else (see :func:`check_subband_name`); never raises."""
+    return check_subband_name(path, expected_subbands).file
 
 
 def group_files(files: list[SubbandFile], tolerance_s: float = 30.0) -> list[SubbandGroup]:
@@ -91,15 +138,34 @@ def group_files(files: list[SubbandFile], tolerance_s: float = 30.0) -> list[Sub
     return groups
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """True for a regular file (not a symlink, FIFO, device or folder); never raises."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def discover_groups(input_dir: str | Path, start: str | None = None, end: str | None = None,
-                    tolerance_s: float = 30.0) -> list[SubbandGroup]:
+                    tolerance_s: float = 30.0, expected_subbands: int | None = None) -> list[SubbandGroup]:
     """Find subband files in ``input_dir`` and group them, within an optional time range.
 
-    ``_incomplete`` files and other names are ignored.
+    Only regular files with a valid name (see :func:`check_subband_name`) are
+    grouped; ``_incomplete`` files are skipped and other names are logged.
     """
     t0 = datetime.fromisoformat(start) if start else None
     t1 = datetime.fromisoformat(end) if end else None
-    parsed = [p for p in (parse_subband_name(x) for x in Path(input_dir).iterdir()) if p is not None]
+    parsed = []
+    for x in sorted(Path(input_dir).iterdir()):
+        chk = check_subband_name(x, expected_subbands)
+        if chk.file is None:
+            if not chk.in_progress and x.name.endswith(".hdf5"):
+                log.warning("%s: set aside: %s", x.name, chk.reason)
+            continue
+        if not is_regular_file(x):
+            log.warning("%s: set aside: not a regular file", x.name)
+            continue
+        parsed.append(chk.file)
     groups = group_files(parsed, tolerance_s)
     out = []
     for g in groups:

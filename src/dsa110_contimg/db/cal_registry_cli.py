@@ -19,12 +19,15 @@ caltables = click.Group("caltables", help="Inspect the calibration-table registr
 def _open():
     """Connect to the configured registry; configuration/registry errors become click errors."""
     from ..config import cli_settings
+    from ..errors import DatabaseFault
     from .cal_registry import CalRegistryError, connect
 
     path = cli_settings().cal_registry_db
     try:
         return connect(path)
-    except (CalRegistryError, OSError, sqlite3.Error) as exc:  # e.g. not a database, locked
+    except DatabaseFault as exc:  # names the file already
+        raise click.ClickException(str(exc)) from None
+    except (CalRegistryError, OSError, sqlite3.Error) as exc:  # e.g. locked
         raise click.ClickException(f"calibration registry {path}: {exc}") from None
 
 

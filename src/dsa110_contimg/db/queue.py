@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..conversion.grouping import parse_subband_name
+from ..conversion.grouping import check_subband_name
 from . import sqlite_base as _base
 
 log = logging.getLogger(__name__)
@@ -54,123 +54,10 @@ from .queue_schema import (COLLECTING, COMPLETED, FAILED, FILE_COLUMNS, GROUP_ID
                            MIGRATIONS, PENDING, QUEUE_COLUMNS, SCHEMA_VERSION, STATES, WHAT, QueueDBError,
                            _iso, _to_unix, _unix)
 from .queue_metrics import Heartbeat, beat, get_heartbeat, get_metrics, list_metrics, record_metrics  # noqa: F401
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class AddFileResult:
-    """Outcome of :func:`add_file`."""
-
-    group_id: str | None
-    """Group the file belongs to (``None`` when ``status == 'ignored'``)."""
-    subband_idx: int | None
-    """Subband index parsed from the name (``None`` when ignored)."""
-    status: str
-    """``'added'``, ``'duplicate-path'``, ``'duplicate-subband'``, ``'late'`` or ``'ignored'``."""
-    state: str | None = None
-    """State of the group after the call."""
-
-
-@dataclass
-class GroupRow:
-    """One group of ``ingest_queue`` with its files."""
-
-    group_id: str
-    """Timestamp of the group's first file (``YYYY-mm-ddTHH:MM:SS``), the key."""
-    state: str
-    """One of :data:`STATES`."""
-    received_at: str | None = None
-    """When the first file was registered (ISO UTC)."""
-    last_update: str | None = None
-    """Last change of the row (ISO UTC)."""
-    expected_subbands: int = 16
-    """Number of subbands a complete group has."""
-    retry_count: int = 0
-    """Failed attempts so far (reset by :func:`retry`)."""
-    error: str | None = None
-    """Last error."""
-    checkpoint_path: str | None = None
-    """Product of the last finished stage (e.g. the Measurement Set)."""
-    processing_stage: str | None = None
-    """Last finished stage; a restart resumes after it."""
-    chunk_minutes: float | None = None
-    """Length of the group (min), when known."""
-    next_attempt_at: float = 0.0
-    """Unix time before which the group is not claimed (pending) or released (held)."""
-    partial: bool = False
-    """Promoted to pending by the timeout with subbands missing."""
-    notes: str | None = None
-    """Free-form note, e.g. which subbands a partial group lacks."""
-    hold_reason: str | None = None
-    """Why the group is held (waiting for a calibration set)."""
-    files: dict[int, str] = field(default_factory=dict)
-    """Subband index -> path."""
-
-    @property
-    def missing_subbands(self) -> list[int]:
-        """Subband indices ``0 .. expected_subbands-1`` without a file."""
-        return [i for i in range(self.expected_subbands) if i not in self.files]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating if needed) the queue read-write, WAL mode; :class:`QueueDBError` when its schema is too new."""
-    conn = _base.open_database(path, MIGRATIONS, WHAT, QueueDBError)
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
-    """Open the queue read-only (e.g. for the API); ``None`` when missing or uninitialised, never creates it.
-
-    Raises :class:`QueueDBError` when the file is not an SQLite database.
-    """
-    return _base.open_initialised_readonly(path, WHAT, QueueDBError)
-
-
-def _tx(conn: sqlite3.Connection):
-    return _base.transaction(conn, "queue")
-
-
-def _files(conn: sqlite3.Connection, group_ids: list[str]) -> dict[str, dict[int, str]]:
-    out: dict[str, dict[int, str]] = {g: {} for g in group_ids}
-    for r in conn.execute("SELECT group_id, subband_idx, path FROM subband_files WHERE group_id IN "
-                          "(SELECT value FROM json_each(?)) ORDER BY subband_idx", (json.dumps(group_ids),)):
-        out[r["group_id"]][int(r["subband_idx"])] = r["path"]
-    return out
-
-
-def _row_to_group(row: sqlite3.Row, files: dict[int, str]) -> GroupRow:
-    d = dict(row)
-    g = GroupRow(**{f.name: d[f.name] for f in fields(GroupRow) if d.get(f.name) is not None}, files=files)
-    g.partial, g.next_attempt_at = bool(g.partial), float(g.next_attempt_at)
-    return g
-
-
-def get_group(conn: sqlite3.Connection, group_id: str) -> GroupRow | None:
-    """The group ``group_id`` with its files, or ``None``."""
-    row = conn.execute("SELECT * FROM ingest_queue WHERE group_id = ?", (group_id,)).fetchone()
-    return None if row is None else _row_to_group(row, _files(conn, [group_id])[group_id])
-
-
-def _require(conn: sqlite3.Connection, group_id: str, allowed: tuple[str, ...], action: str) -> str:
-    row = conn.execute("SELECT state FROM ingest_queue WHERE group_id = ?", (group_id,)).fetchone()
-    if row is None:
-        raise QueueDBError(f"cannot {action} group {group_id!r}: not in the {WHAT}")
-    if row["state"] not in allowed:
-        raise QueueDBError(f"cannot {action} group {group_id!r}: it is {row['state']!r}, "
-                           f"expected {' or '.join(map(repr, allowed))}")
-    return row["state"]
-
-
-def _set(conn: sqlite3.Connection, group_id: str, now: float, **values: Any) -> None:
-    values["last_update"] = _iso(now)
-    conn.execute(f"UPDATE ingest_queue SET {', '.join(f'{k} = :{k}' for k in values)} WHERE group_id = :gid",
-                 {**values, "gid": group_id})
+from .queue_core import (AddFileResult, GroupRow, _files, _require, _row_to_group, _set, _tx,  # noqa: F401
+                         connect, connect_readonly, get_group)
+from .queue_files import (ExtraFile, conflict_reason, conflicts, count_extra_files, decide_duplicate,  # noqa: F401
+                          get_extra, hold_for_operator, list_extra_files, release, set_aside, unchecked_duplicates)
 
 
 # --------------------------------------------------------------------------- collecting
@@ -190,20 +77,29 @@ def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s
     Returns
     -------
     AddFileResult
-        ``status`` ``'added'``, or, with nothing stored: ``'ignored'`` (not a
-        subband file name, e.g. ``_incomplete``), ``'duplicate-path'`` (path
-        already registered), ``'duplicate-subband'`` (the group has that
-        subband), ``'late'`` (the nearest group within the tolerance was
-        already claimed or finished).
+        ``status`` ``'added'``, or, not added to a group: ``'ignored'`` (not a
+        valid subband file name, or a subband index at or above
+        ``expected_subbands``: recorded in ``extra_files`` with the reason;
+        ``_incomplete`` files are skipped without a record), ``'duplicate-path'``
+        (path already registered), ``'known'`` (already set aside earlier),
+        ``'duplicate-subband'`` (the group has that subband: recorded as
+        ``duplicate-unchecked`` for the daemon to compare, ``other_path`` names
+        the registered file), ``'late'`` (the nearest group within the
+        tolerance was already claimed or finished: recorded).  Never raises for
+        a bad name.
     """
     if isinstance(expected_subbands, bool) or not isinstance(expected_subbands, int) or expected_subbands < 1:
         raise QueueDBError(f"expected_subbands={expected_subbands!r} must be a positive integer")
     if not isinstance(tolerance_s, (int, float)) or not tolerance_s >= 0:
         raise QueueDBError(f"tolerance_s={tolerance_s!r} must be a non-negative number")
-    parsed = parse_subband_name(path)
-    if parsed is None:
-        log.debug("ingest queue: ignoring %s (not a subband file name)", path)
-        return AddFileResult(None, None, "ignored")
+    chk = check_subband_name(path, expected_subbands)
+    if chk.file is None:
+        if chk.in_progress:
+            log.debug("ingest queue: skipping %s (%s)", path, chk.reason)
+        elif get_extra(conn, path) is None:
+            set_aside(conn, path, "ignored", chk.reason, now=now)
+        return AddFileResult(None, None, "ignored", reason=chk.reason)
+    parsed = chk.file
     t = _unix(now)
     apath, sb = os.path.abspath(os.fspath(path)), parsed.subband
     with _tx(conn):
@@ -211,6 +107,9 @@ def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s
                            "ON q.group_id = f.group_id WHERE f.path = ?", (apath,)).fetchone()
         if dup is not None:
             return AddFileResult(dup["group_id"], int(dup["subband_idx"]), "duplicate-path", dup["state"])
+        known = get_extra(conn, apath)
+        if known is not None:
+            return AddFileResult(known.group_id, known.subband_idx, "known", reason=known.reason)
         lo, hi = (parsed.timestamp + timedelta(seconds=s * tolerance_s) for s in (-1, 1))
         near = [(abs((datetime.strptime(r["group_id"], GROUP_ID_FORMAT) - parsed.timestamp).total_seconds()),
                  r["group_id"], r["state"])
@@ -221,8 +120,17 @@ def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s
         if joinable:
             gid, state = joinable[0][1], joinable[0][2]
         elif near:
-            log.warning("ingest queue: %s arrived after group %s was %s; ignored", apath, near[0][1], near[0][2])
-            return AddFileResult(near[0][1], sb, "late", near[0][2])
+            gid, state = near[0][1], near[0][2]
+            other = conn.execute("SELECT path FROM subband_files WHERE group_id = ? AND subband_idx = ?",
+                                 (gid, sb)).fetchone()
+            if other is not None:
+                set_aside(conn, apath, "duplicate-unchecked", f"second file for sb{sb:02d} (registered: "
+                          f"{os.path.basename(other['path'])}), arrived when the group was {state}", gid, sb, now=t)
+                return AddFileResult(gid, sb, "duplicate-subband", state, reason="duplicate subband",
+                                     other_path=other["path"])
+            reason = f"arrived after group {gid} was {state}"
+            set_aside(conn, apath, "late", reason, gid, sb, now=t)
+            return AddFileResult(gid, sb, "late", state, reason=reason)
         else:
             gid, state = parsed.timestamp.strftime(GROUP_ID_FORMAT), COLLECTING
             conn.execute("INSERT INTO ingest_queue (group_id, state, received_at, last_update, expected_subbands, "
@@ -231,9 +139,10 @@ def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s
         other = conn.execute("SELECT path FROM subband_files WHERE group_id = ? AND subband_idx = ?",
                              (gid, sb)).fetchone()
         if other is not None:
-            log.warning("ingest queue: %s duplicates subband %02d of group %s (%s); ignored",
-                        apath, sb, gid, other["path"])
-            return AddFileResult(gid, sb, "duplicate-subband", state)
+            set_aside(conn, apath, "duplicate-unchecked", f"second file for sb{sb:02d} (registered: "
+                      f"{os.path.basename(other['path'])})", gid, sb, now=t)
+            return AddFileResult(gid, sb, "duplicate-subband", state, reason="duplicate subband",
+                                 other_path=other["path"])
         conn.execute("INSERT INTO subband_files (group_id, subband_idx, path, added_at) VALUES (?, ?, ?, ?)",
                      (gid, sb, apath, _iso(t)))
         row = conn.execute("SELECT expected_subbands, (SELECT COUNT(*) FROM subband_files f WHERE f.group_id = "
@@ -280,10 +189,15 @@ def claim_next(conn: sqlite3.Connection, now: float | datetime | None = None) ->
     """
     t = _unix(now)
     with _tx(conn):
-        row = conn.execute("SELECT group_id FROM ingest_queue WHERE state = ? AND COALESCE(next_attempt_at, 0) <= ? "
-                           "ORDER BY group_id LIMIT 1", (PENDING, t)).fetchone()
-        if row is None:
-            return None
+        while True:
+            row = conn.execute("SELECT group_id FROM ingest_queue WHERE state = ? AND COALESCE(next_attempt_at, 0) "
+                               "<= ? ORDER BY group_id LIMIT 1", (PENDING, t)).fetchone()
+            if row is None:
+                return None
+            reason = conflict_reason(conn, row["group_id"])
+            if reason is None:
+                break
+            hold_for_operator(conn, row["group_id"], reason, now=t)
         _set(conn, row["group_id"], t, state=IN_PROGRESS)
         return get_group(conn, row["group_id"])
 
@@ -321,11 +235,15 @@ def hold(conn: sqlite3.Connection, group_id: str, reason: str, retry_after_s: fl
 
 
 def release_held(conn: sqlite3.Connection, now: float | datetime | None = None) -> list[str]:
-    """Put the held groups whose delay has passed back to ``pending``; returns their ids, oldest first."""
+    """Put the held groups whose delay has passed back to ``pending``; returns their ids, oldest first.
+
+    Groups held for an operator (``operator_hold``) stay held.
+    """
     t = _unix(now)
     with _tx(conn):
         ids = [r[0] for r in conn.execute("SELECT group_id FROM ingest_queue WHERE state = ? AND "
-                                          "COALESCE(next_attempt_at, 0) <= ? ORDER BY group_id", (HELD, t))]
+                                          "COALESCE(next_attempt_at, 0) <= ? AND COALESCE(operator_hold, 0) = 0 "
+                                          "ORDER BY group_id", (HELD, t))]
         for gid in ids:
             _set(conn, gid, t, state=PENDING)
     return ids
@@ -352,6 +270,26 @@ def fail(conn: sqlite3.Connection, group_id: str, error: str, max_retries: int =
         _set(conn, group_id, t, state=FAILED, retry_count=count, error=str(error))
     log.error("ingest queue: group %s failed after %d attempts: %s", group_id, count, error)
     return FAILED
+
+
+def defer(conn: sqlite3.Connection, group_id: str, error: str, retry_after_s: float = 60.0,
+          now: float | datetime | None = None) -> None:
+    """An environment fault (disk full, read-only, damaged database): back to pending after ``retry_after_s``.
+
+    Not the group's fault: ``retry_count`` is unchanged, the error is recorded, nothing is moved.
+    """
+    t = _unix(now)
+    with _tx(conn):
+        _require(conn, group_id, (IN_PROGRESS, PENDING), "defer")
+        _set(conn, group_id, t, state=PENDING, error=str(error), next_attempt_at=t + float(retry_after_s))
+    log.error("ingest queue: group %s waits %.0f s for the environment to recover: %s", group_id,
+              retry_after_s, error)
+
+
+def clear_reconvert(conn: sqlite3.Connection, group_id: str, now: float | datetime | None = None) -> None:
+    """Forget the forced reconversion once the MS has been rebuilt."""
+    with _tx(conn):
+        _set(conn, group_id, _unix(now), reconvert=0)
 
 
 def fail_permanently(conn: sqlite3.Connection, group_id: str, error: str,
@@ -389,7 +327,7 @@ def _requeue(conn: sqlite3.Connection, group_id: str, allowed: tuple[str, ...], 
             line = f"{note} at {_iso(t)} (was {old})"
             extra["notes"] = f"{notes}; {line}" if notes else line
         _set(conn, group_id, t, state=PENDING, retry_count=0, error=None, hold_reason=None, next_attempt_at=t,
-             **extra)
+             operator_hold=0, **extra)
     return old
 
 

@@ -61,7 +61,17 @@ QUEUE_COLUMNS: list[tuple[str, str]] = [
     ("next_attempt_at", "REAL DEFAULT 0"), ("partial", "INTEGER DEFAULT 0"), ("notes", "TEXT"),
     ("hold_reason", "TEXT"),
 ]
-"""Columns of ``ingest_queue``."""
+"""Columns of ``ingest_queue`` created by migration 1."""
+QUEUE_COLUMNS_V2: list[tuple[str, str]] = [("operator_hold", "INTEGER DEFAULT 0"), ("reconvert", "INTEGER DEFAULT 0")]
+"""Columns added by migration 2: held until an operator resolves it; rebuild the MS on the next conversion."""
+EXTRA_KINDS = ("ignored", "late", "duplicate-unchecked", "duplicate", "conflict", "rejected")
+"""Kinds of ``extra_files``: a name or file set aside, a file after its group was claimed, a second file for a
+subband (not yet compared / identical copy dropped / different content, group held / not kept by the operator)."""
+EXTRA_COLUMNS: list[tuple[str, str]] = [
+    ("path", "TEXT PRIMARY KEY"), ("name", "TEXT NOT NULL"), ("kind", "TEXT NOT NULL"), ("reason", "TEXT"),
+    ("group_id", "TEXT"), ("subband_idx", "INTEGER"), ("added_at", "TEXT"), ("resolved_at", "TEXT")]
+"""Columns of ``extra_files``: every file the queue saw but does not process as a group's subband."""
+
 FILE_COLUMNS: list[tuple[str, str]] = [
     ("group_id", "TEXT NOT NULL REFERENCES ingest_queue(group_id) ON DELETE CASCADE"),
     ("subband_idx", "INTEGER NOT NULL"), ("path", "TEXT UNIQUE NOT NULL"), ("added_at", "TEXT"),
@@ -96,7 +106,16 @@ def _migration_1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_metrics_group ON performance_metrics (group_id)")
 
 
-MIGRATIONS = [_migration_1]
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Operator holds, forced reconversion, and the ``extra_files`` table (set-aside names, duplicates)."""
+    _base.add_missing_columns(conn, "ingest_queue", QUEUE_COLUMNS_V2)
+    conn.execute("CREATE TABLE IF NOT EXISTS extra_files (\n  "
+                 + ",\n  ".join(f"{n} {t}" for n, t in EXTRA_COLUMNS) + "\n)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_extra_files_group ON extra_files (group_id, kind)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_extra_files_kind ON extra_files (kind, added_at)")
+
+
+MIGRATIONS = [_migration_1, _migration_2]
 """``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 """Version stored in ``PRAGMA user_version`` once every migration has run."""

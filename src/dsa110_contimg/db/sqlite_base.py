@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from ..errors import DatabaseFault
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -99,12 +101,19 @@ def open_database(path: str | os.PathLike[str], migrations: Sequence[Migration],
     if target != ":memory:":
         Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
         target = str(Path(target).expanduser())
-    conn = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        conn = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise DatabaseFault(f"{what} {target} cannot be opened: {exc}") from None
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout = 30000")
         migrate(conn, migrations, what, error)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseFault(f"{what} {target} is damaged or not an SQLite database ({exc}); "
+                            "see `contimg doctor`") from None
     except Exception:
         conn.close()
         raise
@@ -116,7 +125,7 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:
     p = Path(path)
     if not p.is_file():
         return None
-    conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
+    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -145,3 +154,10 @@ def open_initialised_readonly(path: str | os.PathLike[str], what: str,
         conn.close()
         return None
     return conn
+
+
+def integrity_problems(conn: sqlite3.Connection, quick: bool = True) -> list[str]:
+    """What ``PRAGMA quick_check`` (or ``integrity_check``) reports; empty when the database is sound."""
+    pragma = "quick_check" if quick else "integrity_check"
+    rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}(20)")]
+    return [] if rows == ["ok"] else rows

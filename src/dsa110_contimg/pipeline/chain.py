@@ -84,8 +84,8 @@ def calibrator_in_group(files: dict[int, str]):
     return found[0].calibrator if found else None
 
 
-def stage_convert(group_id: str, files: dict[int, str], cfg: ChainConfig) -> StageOutcome:
-    """Convert the group (phased to a transiting calibrator when there is one)."""
+def stage_convert(group_id: str, files: dict[int, str], cfg: ChainConfig, force: bool = False) -> StageOutcome:
+    """Convert the group (phased to a transiting calibrator when there is one); ``force`` rebuilds an existing MS."""
     from ..conversion.convert import ConvertOptions, convert_group, ms_name
 
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def stage_convert(group_id: str, files: dict[int, str], cfg: ChainConfig) -> Sta
     final = Path(cfg.output_dir) / ms_name(group_id)
     opts = ConvertOptions(output_dir=Path(cfg.output_dir), stage_dir=Path(cfg.stage_dir), antpos_csv=cfg.antpos_csv,
                           telescope_name=cfg.telescope_name, expected_subbands=cfg.expected_subbands,
-                          allow_partial=cfg.allow_partial, skip_existing=True)
+                          allow_partial=cfg.allow_partial, skip_existing=not force)
     if cal is not None:
         opts.phase_center_deg, opts.field_name = (cal.ra_deg, cal.dec_deg), cal.name
     res = convert_group(_group_from_files(group_id, files), opts)

@@ -5,6 +5,13 @@ stages run on Dask workers (an embedded ``LocalCluster`` by default, an existing
 cluster with ``scheduler``) or in-process (``executor='inline'``) and return
 results that the daemon records.  Every stage is checkpointed in the queue, so a
 restart resumes a group from its last finished stage.
+
+Nothing a group does stops the daemon: a stage's exception is classified
+(:func:`dsa110_contimg.errors.classify`): bad input fails the group and
+quarantines its files, an environment fault (disk full, damaged database) defers
+it without using up its retries, anything else is retried with backoff and
+recorded with the stage and the files.  A stage running longer than
+``stage_timeout_s`` is killed (its Dask worker restarted) and retried.
 """
 
 from __future__ import annotations
@@ -13,14 +20,20 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import quarantine_dir
+from ..errors import BAD_INPUT, ENVIRONMENT, StageTimeout, classify, one_line
 from . import chain
+from .executors import kill_running, make_executor, sigterm_raises
+from .ingest import compare_duplicates, scan_folder, start_watcher
+from .recording import record_outcome
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +51,11 @@ class StreamOptions:
     scheduler: str | None = None
     """Address of an existing Dask scheduler (tcp://host:8786)."""
     executor: str = "dask"
-    """'dask' or 'inline' (in-process, for tests and debugging)."""
+    """'dask' or 'inline' (in-process, for tests and debugging; no stage timeout)."""
     poll_interval_s: float = 1.0
     """Main-loop period; also the polling interval of the fallback watcher."""
     use_inotify: bool = True
-    """Watch with inotify (watchdog); False polls (network filesystems)."""
+    """Watch with inotify (watchdog) to wake the loop early; False polls only (network filesystems)."""
     group_timeout_s: float = 2 * 309.24
     """A group still incomplete after this long is processed as a partial group."""
     tolerance_s: float = 30.0
@@ -55,6 +68,12 @@ class StreamOptions:
     """Quick imaging of every group."""
     hold_retry_s: float = 60.0
     """How long a group waiting for a calibration set is held before it is tried again."""
+    stage_timeout_s: float | None = None
+    """Wall-clock limit of one stage (s); ``None``: the settings' ``PIPELINE_STAGE_TIMEOUT_S``."""
+    environment_retry_s: float = 60.0
+    """Delay before a group deferred by an environment fault (disk full, ...) is tried again."""
+    init: bool = False
+    """Start even though the queue database is missing while products exist (a new queue)."""
 
 
 @dataclass
@@ -67,19 +86,12 @@ class DaemonStats:
     """Groups failed."""
 
 
-class _Inline:
-    """An executor with the Dask ``submit`` interface that runs in-process."""
-
-    def submit(self, fn, *args, pure: bool = False, **kw) -> Future:
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args, **kw))
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future
-            f.set_exception(exc)
-        return f
-
-    def close(self) -> None:
-        pass
+@dataclass
+class _Running:
+    stage: str
+    fut: Future
+    files: dict
+    started: float
 
 
 class StreamDaemon:
@@ -93,20 +105,32 @@ class StreamDaemon:
             telescope_name=settings.telescope_name, cal_registry_db=settings.cal_registry_db,
             expected_subbands=settings.expected_subbands, quick_image=opts.quick_image,
             catalog_path=_catalog(settings))
+        self.timeout_s = float(opts.stage_timeout_s if opts.stage_timeout_s is not None
+                               else getattr(settings, "stage_timeout_s", 1800.0))
         self.quarantine = quarantine_dir(opts.input_dir)
-        self.running: dict[str, tuple[str, Future, dict]] = {}
+        self.running: dict[str, _Running] = {}
         self.executor = None
         self._cluster = None
         self.observer = None
         self.stats = DaemonStats()
         self._seen: set[str] = set()  # files already handed to the queue by this process
+        self._wake = threading.Event()
 
     # ------------------------------------------------------------------ set-up
     def start(self) -> None:
-        """Housekeeping, start the executor and the watcher, scan what arrived while we were down."""
+        """Check the databases, housekeeping, start the executor and the watcher, scan what arrived meanwhile.
+
+        Raises
+        ------
+        dsa110_contimg.db.health.StartupRefused
+            The queue database is missing while products exist (without ``init``), or a
+            database is damaged; the message names the file.
+        """
         from ..conversion.staging import clean_orphan_staging
         from ..db import queue as q
+        from ..db.health import check_startup
 
+        check_startup(self.settings, init=self.opts.init)
         Path(self.opts.output_dir).mkdir(parents=True, exist_ok=True)
         conn = q.connect(self.settings.queue_db)
         try:
@@ -116,32 +140,24 @@ class StreamDaemon:
         finally:
             conn.close()
         clean_orphan_staging([Path(self.settings.stage_dir), Path(self.opts.output_dir)])
-        self.executor = self._make_executor()
+        self.executor, self._cluster = make_executor(self.opts.executor, self.opts.workers, self.opts.scheduler)
         self.scan()
         if self.opts.use_inotify:
-            self.observer = _start_watcher(Path(self.opts.input_dir))
-
-    def _make_executor(self):
-        if self.opts.executor == "inline":
-            return _Inline()
-        from distributed import Client, LocalCluster
-
-        if self.opts.scheduler:
-            return Client(self.opts.scheduler)
-        self._cluster = LocalCluster(n_workers=self.opts.workers, threads_per_worker=1, processes=True,
-                                     dashboard_address=None)
-        return Client(self._cluster)
+            self.observer = start_watcher(Path(self.opts.input_dir), self._wake)
 
     def stop(self) -> None:
         """Stop the watcher and the executor; the last heartbeat says the daemon stopped."""
         from ..db import queue as q
 
-        conn = q.connect(self.settings.queue_db)
         try:
-            q.beat(conn, "stream", {"pid": os.getpid(), "host": socket.gethostname(), "running": [],
-                                    "executor": self.opts.executor, "stopped": True})
-        finally:
-            conn.close()
+            conn = q.connect(self.settings.queue_db)
+            try:
+                q.beat(conn, "stream", {"pid": os.getpid(), "host": socket.gethostname(), "running": [],
+                                        "executor": self.opts.executor, "stopped": True})
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - stopping must go on
+            log.error("cannot write the last heartbeat: %s", exc)
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
@@ -154,32 +170,24 @@ class StreamDaemon:
 
     # ------------------------------------------------------------------ ingest
     def scan(self) -> int:
-        """Register the subband files of the incoming folder not yet handed to the queue.
+        """Register the new subband files of the incoming folder; set aside the rest; compare duplicates.
 
-        Files this process already registered are skipped without a database query, so
-        the periodic scan stays cheap while the incoming folder fills up; after a restart
-        every file is offered once more and the queue ignores the known ones.
+        Never raises for a bad file (see :mod:`.ingest`).
         """
         from ..db import queue as q
 
-        new = [p for p in sorted(Path(self.opts.input_dir).glob("*_sb*.hdf5")) if str(p) not in self._seen]
-        if not new:
-            return 0
         conn = q.connect(self.settings.queue_db)
-        n = 0
         try:
-            for p in new:
-                r = q.add_file(conn, str(p), tolerance_s=self.opts.tolerance_s,
-                               expected_subbands=self.settings.expected_subbands)
-                n += r.status == "added"
-                self._seen.add(str(p))
+            n = scan_folder(conn, Path(self.opts.input_dir), self._seen, self.opts.tolerance_s,
+                            self.settings.expected_subbands)
+            compare_duplicates(conn)
         finally:
             conn.close()
         return n
 
     # ------------------------------------------------------------------ loop
     def step(self) -> None:
-        """One pass: ingest, promote, dispatch stages, record the finished ones."""
+        """One pass: ingest, promote, dispatch stages, record the finished ones, kill the overdue ones."""
         from ..db import queue as q
 
         self.scan()
@@ -188,39 +196,61 @@ class StreamDaemon:
             q.promote_timed_out(conn, timeout_s=self.opts.group_timeout_s)
             q.release_held(conn)
             self._collect(conn)
+            self._expire(conn)
             while len(self.running) < max(1, self.opts.workers):
                 row = q.claim_next(conn)
                 if row is None:
                     break
-                self._dispatch(conn, row.group_id, row.files, row.processing_stage)
+                self._guarded(conn, row.group_id, "dispatch", row.files, self._dispatch, conn, row.group_id)
             q.beat(conn, "stream", {"pid": os.getpid(), "host": socket.gethostname(),
                                     "running": sorted(self.running), "executor": self.opts.executor})
         finally:
             conn.close()
 
     def run(self, max_seconds: float | None = None, until_idle: bool = False) -> DaemonStats:
-        """Loop until interrupted, ``max_seconds``, or (``until_idle``) nothing is left to do."""
-        from ..db import queue as q
+        """Loop until interrupted (SIGINT/SIGTERM), ``max_seconds``, or (``until_idle``) nothing is left to do.
 
+        An error of one pass (e.g. the queue database became unreadable) is logged on one
+        line naming the file, and the loop goes on after a pause.
+        """
+        previous = sigterm_raises()
         self.start()
         t0 = time.monotonic()
+        errors = 0
         try:
             while True:
-                self.step()
+                try:
+                    self.step()
+                    if until_idle and not self.running and self._idle():
+                        break
+                    errors = 0
+                except Exception as exc:  # noqa: BLE001 - the daemon never dies of one pass
+                    errors += 1
+                    log.error("daemon loop: %s: %s (pass %d failed; retrying)", type(exc).__name__,
+                              one_line(str(exc)), errors)
+                    time.sleep(min(60.0, self.opts.poll_interval_s * 2 ** min(errors, 6)))
                 if max_seconds is not None and time.monotonic() - t0 > max_seconds:
                     break
-                if until_idle and not self.running:
-                    conn = q.connect(self.settings.queue_db)
-                    try:
-                        counts = q.counts_by_state(conn)
-                    finally:
-                        conn.close()
-                    if not any(counts.get(s, 0) for s in (q.COLLECTING, q.PENDING, q.IN_PROGRESS, q.HELD)):
-                        break
-                time.sleep(self.opts.poll_interval_s)
+                self._wake.wait(self.opts.poll_interval_s)
+                self._wake.clear()
         finally:
             self.stop()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return self.stats
+
+    def _idle(self) -> bool:
+        """Nothing left to do: no group collecting, pending or running, none held except for an operator."""
+        from ..db import queue as q
+
+        conn = q.connect(self.settings.queue_db)
+        try:
+            counts = q.counts_by_state(conn)
+            if any(counts.get(s, 0) for s in (q.COLLECTING, q.PENDING, q.IN_PROGRESS)):
+                return False
+            return all(g.operator_hold for g in q.list_groups(conn, state=q.HELD, limit=100000))
+        finally:
+            conn.close()
 
     # ------------------------------------------------------------------ stages
     def _next_stage(self, done: str | None, calibrator: str | None) -> str | None:
@@ -230,9 +260,16 @@ class StreamDaemon:
             i += 1
         return order[i] if i < len(order) else None
 
-    def _dispatch(self, conn, group_id: str, files: dict, done: str | None) -> None:
+    def _dispatch(self, conn, group_id: str) -> None:
         from ..conversion.convert import ms_name
+        from ..db import queue as q
 
+        row = q.get_group(conn, group_id)
+        reason = q.conflict_reason(conn, group_id)
+        if reason is not None:  # a different copy of a subband arrived: an operator decides
+            q.hold_for_operator(conn, group_id, reason)
+            return
+        done = row.processing_stage
         ms = Path(self.opts.output_dir) / ms_name(group_id)
         calibrator = self._calibrator_of(ms) if done else None
         stage = self._next_stage(done, calibrator)
@@ -242,14 +279,14 @@ class StreamDaemon:
         # pure=False: a retried stage (same arguments) must run again, not return Dask's cached failure
         submit = functools.partial(self.executor.submit, pure=False)
         if stage == "converted":
-            fut = submit(chain.stage_convert, group_id, files, self.cfg)
+            fut = submit(chain.stage_convert, group_id, row.files, self.cfg, force=row.reconvert)
         elif stage == "calibrated":
             fut = submit(chain.stage_calibrate, group_id, ms, calibrator)
         elif stage == "applied":
             fut = submit(chain.stage_apply, group_id, ms, self.cfg)
         else:
             fut = submit(chain.stage_image, group_id, ms, self.cfg)
-        self.running[group_id] = (stage, fut, files)
+        self.running[group_id] = _Running(stage, fut, row.files, time.monotonic())
 
     @staticmethod
     def _calibrator_of(ms: Path) -> str | None:
@@ -265,39 +302,76 @@ class StreamDaemon:
         return name if name in {c.name for c in bundled_calibrators()} else None
 
     def _collect(self, conn) -> None:
-        from ..db import queue as q
-
-        for group_id, (stage, fut, files) in list(self.running.items()):
-            if not fut.done():
+        for group_id, run in list(self.running.items()):
+            if not run.fut.done():
                 continue
             del self.running[group_id]
             try:
-                outcome = fut.result()
+                outcome = run.fut.result()
             except BaseException as exc:  # noqa: BLE001 - classified below
-                self._handle_failure(conn, group_id, stage, files, exc)
+                self._guarded(conn, group_id, run.stage, run.files, self._handle_failure, conn, group_id, run.stage,
+                              run.files, exc)
                 continue
-            self._record(conn, outcome)
-            q.checkpoint(conn, group_id, outcome.stage, str(outcome.ms_path) if outcome.ms_path else None)
-            self._dispatch(conn, group_id, files, outcome.stage)
+            self._guarded(conn, group_id, run.stage, run.files, self._advance, conn, outcome, run.files)
+
+    def _advance(self, conn, outcome: chain.StageOutcome, files: dict) -> None:
+        from ..db import queue as q
+
+        record_outcome(conn, self.settings, outcome)
+        q.checkpoint(conn, outcome.group_id, outcome.stage, str(outcome.ms_path) if outcome.ms_path else None)
+        if outcome.stage == "converted" and q.get_group(conn, outcome.group_id).reconvert:
+            q.clear_reconvert(conn, outcome.group_id)
+        self._dispatch(conn, outcome.group_id)
+
+    def _guarded(self, conn, group_id: str, stage: str, files: dict, fn, *args) -> None:
+        """Run one step of a group's handling; an error there is that group's failure, not the daemon's."""
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001
+            if fn == self._handle_failure:  # recording the failure failed: log it, the queue keeps the state
+                log.error("group %s: could not record the failure of %s: %s: %s", group_id, stage,
+                          type(exc).__name__, one_line(str(exc)))
+                return
+            self._guarded(conn, group_id, stage, files, self._handle_failure, conn, group_id, stage, files, exc)
+
+    def _expire(self, conn) -> None:
+        """Kill the stages that ran past the timeout; the group is retried (or failed) with the reason."""
+        now = time.monotonic()
+        for group_id, run in list(self.running.items()):
+            elapsed = now - run.started
+            if run.fut.done() or elapsed <= self.timeout_s:
+                continue
+            del self.running[group_id]
+            how = kill_running(self.executor, run.fut)
+            exc = StageTimeout(f"{run.stage} of group {group_id} timed out after {elapsed:.0f} s "
+                               f"(limit {self.timeout_s:.0f} s; {how})", list(run.files.values()))
+            self._guarded(conn, group_id, run.stage, run.files, self._handle_failure, conn, group_id, run.stage,
+                          run.files, exc)
 
     def _handle_failure(self, conn, group_id: str, stage: str, files: dict, exc: BaseException) -> None:
         from ..calibration.apply import NoValidCalibrationError
-        from ..conversion.grouping import ConversionInputError
         from ..db import queue as q
 
         if isinstance(exc, NoValidCalibrationError):
             q.hold(conn, group_id, str(exc), retry_after_s=self.opts.hold_retry_s)
             log.info("group %s held: %s", group_id, exc)
             return
-        if isinstance(exc, ConversionInputError):
-            q.fail_permanently(conn, group_id, str(exc))
+        kind = classify(exc)
+        message = f"{stage}: {type(exc).__name__}: {one_line(str(exc))}"
+        if kind == BAD_INPUT:
+            q.fail_permanently(conn, group_id, message)
             self._quarantine(files)
             self.stats.failed.append(group_id)
-            log.error("group %s failed (bad input, files quarantined): %s", group_id, exc)
+            log.error("group %s failed (bad input, files quarantined): %s", group_id, message)
             return
-        state = q.fail(conn, group_id, f"{stage}: {type(exc).__name__}: {exc}", max_retries=self.opts.max_retries,
+        if kind == ENVIRONMENT:
+            q.defer(conn, group_id, message, retry_after_s=self.opts.environment_retry_s)
+            return
+        culprits = [Path(p).name for p in getattr(exc, "files", [])] or [Path(p).name for p in files.values()]
+        where = f" [files: {_names(culprits)}]" if culprits else ""
+        state = q.fail(conn, group_id, message + where, max_retries=self.opts.max_retries,
                        backoff_s=self.opts.backoff_s)
-        log.error("group %s: %s failed (%s): %s", group_id, stage, state, exc)
+        log.error("group %s: %s failed (%s): %s", group_id, stage, state, one_line(str(exc)))
         if state == q.FAILED:
             self.stats.failed.append(group_id)
 
@@ -305,46 +379,8 @@ class StreamDaemon:
         self.quarantine.mkdir(parents=True, exist_ok=True)
         for path in files.values():
             p = Path(path)
-            if p.exists():
+            if p.exists() or p.is_symlink():
                 shutil.move(str(p), str(self.quarantine / p.name))
-
-    def _record(self, conn, outcome: chain.StageOutcome) -> None:
-        from ..calibration.apply import register_solution
-        from ..db import products as pdb
-        from ..db import queue as q
-        from .image_stage import record_image, record_ms
-
-        pconn = pdb.connect(self.settings.products_db)
-        try:
-            if outcome.stage == "converted":
-                r = outcome.payload
-                record_ms(pconn, outcome.ms_path, "converted", "in_progress")
-                q.record_metrics(conn, outcome.group_id, {
-                    "load_time": r.timings.get("load"), "phase_time": r.timings.get("phase"),
-                    "write_time": r.timings.get("write"), "total_time": r.timings.get("total"),
-                    "writer_type": r.writer})
-            elif outcome.stage == "calibrated":
-                res = outcome.payload
-                register_solution(res, self.settings.cal_registry_db)
-                q.record_metrics(conn, outcome.group_id, {"calibrate_time": outcome.timings.get("calibrate"),
-                                                          "cal_k_time": res.timings.get("K"),
-                                                          "cal_b_time": res.timings.get("B"),
-                                                          "cal_g_time": res.timings.get("G")})
-            elif outcome.stage == "applied":
-                record_ms(pconn, outcome.ms_path, "applied", "in_progress", cal_applied=True)
-                q.record_metrics(conn, outcome.group_id, {"apply_time": outcome.timings.get("apply")})
-            elif outcome.stage == "imaged":
-                img, qa = outcome.payload
-                record_image(pconn, outcome.ms_path, img, qa)
-                record_ms(pconn, outcome.ms_path, "imaged", "completed", cal_applied=True,
-                          imagename=str(img.images.prefix))
-                row = q.get_group(conn, outcome.group_id)
-                latency = _latency_s(row)
-                q.record_metrics(conn, outcome.group_id, {"image_time": outcome.timings.get("image"),
-                                                          "qa_time": outcome.timings.get("qa"),
-                                                          "latency_s": latency})
-        finally:
-            pconn.close()
 
     def _finish(self, conn, group_id: str) -> None:
         from ..db import queue as q
@@ -354,36 +390,13 @@ class StreamDaemon:
         log.info("group %s completed", group_id)
 
 
-def _latency_s(row) -> float | None:
-    """Seconds from the last subband file landing (its mtime) to now."""
-    if row is None or not row.files:
-        return None
-    mtimes = [Path(p).stat().st_mtime for p in row.files.values() if Path(p).exists()]
-    return time.time() - max(mtimes) if mtimes else None
+def _names(names: list[str], limit: int = 4) -> str:
+    """``a, b, c`` or ``a, b, ... z (16 files)`` for long lists."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit - 1])}, ... {names[-1]} ({len(names)} files)"
 
 
 def _catalog(settings) -> Path | None:
     p = settings.state_dir / "catalogs" / "master_sources.sqlite3"
     return p if p.is_file() else None
-
-
-def _start_watcher(folder: Path):
-    """inotify watcher (watchdog); new files are picked up by the next :meth:`StreamDaemon.scan`.
-
-    The watcher only wakes the loop early; the periodic scan is the source of truth, so a
-    network filesystem without inotify (or a missed event) loses nothing.
-    """
-    try:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-    except ImportError:  # pragma: no cover - watchdog is a dependency
-        return None
-
-    class _Handler(FileSystemEventHandler):
-        def on_moved(self, event):
-            log.debug("new file %s", getattr(event, "dest_path", event.src_path))
-
-    obs = Observer()
-    obs.schedule(_Handler(), str(folder), recursive=False)
-    obs.start()
-    return obs
