@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..pipeline.chain import STAGES as STAGE_ORDER  # checkpoints of a group, in order
+from ..pipeline import stages as registry
 from .context import ApiContext, cached
 
 RECENT_GROUPS = 10
 """Groups listed by :func:`status`."""
-STAGE_TIMINGS = {"convert": ("total_time",), "calibrate": ("cal_k_time", "cal_b_time", "cal_g_time"),
-                 "apply": ("apply_time",), "image": ("image_time",), "qa": ("qa_time",)}
+STAGE_ORDER = registry.checkpoints()
+"""Checkpoints of a group, in order (from the stage registry)."""
+STAGE_TIMINGS = {t.name: t.columns for t in registry.timings()}
 """Stage name -> ``performance_metrics`` columns whose sum is its time (s)."""
-STAGE_TOTALS = {"calibrate": "calibrate_time"}
+STAGE_TOTALS = {t.name: t.total for t in registry.timings() if t.total}
 """Stage name -> metrics key of the whole stage's time, preferred when recorded (the solves are only part)."""
 
 
@@ -122,12 +123,12 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
         others = [set_aside_row(e) for e in q.list_extra_files(conn, group_id=group_id, limit=200)]
     reached = STAGE_ORDER.index(g.processing_stage) if g.processing_stage in STAGE_ORDER else -1
     seconds = stage_seconds(metrics)
-    checkpoint = {"convert": "converted", "calibrate": "calibrated", "apply": "applied", "image": "imaged",
-                  "qa": "imaged"}
-    # a target group has no calibrate stage: it goes from converted to applied
-    stages = [{"stage": s, "done": reached >= STAGE_ORDER.index(checkpoint[s]),
-               "skipped": s == "calibrate" and seconds[s] is None and reached >= STAGE_ORDER.index("applied"),
-               "seconds": seconds[s]} for s in STAGE_TIMINGS]
+    stages = []
+    for s in STAGE_TIMINGS:
+        at = STAGE_ORDER.index(registry.checkpoint_of_timing(s))
+        # a stage a group does not need (calibration of a target) is skipped: later ones are done, it has no time
+        stages.append({"stage": s, "done": reached >= at, "seconds": seconds[s],
+                       "skipped": seconds[s] is None and reached > at})
     quarantine = quarantine_dir(ctx.settings.incoming_dir)
     files = [{"subband": k, "path": v, "exists": Path(v).is_file(),
               "quarantined": str(quarantine / Path(v).name) if (quarantine / Path(v).name).is_file() else None}

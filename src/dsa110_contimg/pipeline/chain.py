@@ -1,26 +1,33 @@
 """The per-group chain: convert -> (solve + register when a calibrator transits) -> apply -> image + QA.
 
-Each stage is a plain function that computes and returns a result; the caller
-(the streaming daemon) records results in the databases, so that stages can run
-on remote workers.  Stages are idempotent: their outputs are written under
-temporary names and moved into place, and a stage whose output exists is not
-redone when the chain resumes from a checkpoint.
+Each stage is a plain function ``StageJob -> StageOutcome`` that computes and
+returns a result; the caller (the streaming daemon) records results in the
+databases, so that stages can run on remote workers.  Stages are idempotent:
+their outputs are written under temporary names and moved into place, and a
+stage whose output exists is not redone when the chain resumes from a
+checkpoint.  The order, the checkpoints and the recording of each stage are in
+:mod:`.stages` (the registry).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Union
+
+if TYPE_CHECKING:  # the results' types, without importing the stages' libraries
+    from ..calibration.apply import ApplyResult
+    from ..calibration.solve import CalibrateResult
+    from ..conversion.convert import ConvertResult
+    from ..imaging.image import ImageResult
+    from ..qa.image_qa import ImageQAResult
 
 log = logging.getLogger(__name__)
 
-STAGES = ("converted", "calibrated", "applied", "imaged")
-"""Checkpoints, in order; ``processing_stage`` holds the last one finished."""
 
-
-@dataclass
+@dataclass(frozen=True)
 class ChainConfig:
     """What every stage needs (picklable, sent to workers)."""
 
@@ -44,90 +51,121 @@ class ChainConfig:
     """Master catalog for the QA crossmatch."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class StageJob:
+    """One stage of one group, as sent to a worker."""
+
+    group_id: str
+    """Group."""
+    files: Mapping[int, str]
+    """Subband index -> file."""
+    ms_path: Path
+    """The group's Measurement Set (to be written by conversion)."""
+    cfg: ChainConfig
+    """Settings of the chain."""
+    calibrator: str | None = None
+    """Calibrator the MS was phased to (a calibrator group), when known."""
+    force: bool = False
+    """Redo the stage even if its output exists (an operator swapped a subband file)."""
+
+
+@dataclass(frozen=True)
+class ImageProducts:
+    """Result of the image stage: the images and their QA."""
+
+    image: "ImageResult"
+    """Images written (FITS, primary-beam corrected, ...)."""
+    qa: "ImageQAResult"
+    """QA of the image."""
+
+
+StagePayload = Union["ConvertResult", "CalibrateResult", "ApplyResult", ImageProducts]
+"""What a stage returns besides its timings."""
+
+
+@dataclass(frozen=True)
 class StageOutcome:
     """The result of one stage for one group."""
 
     group_id: str
     """Group."""
     stage: str
-    """Stage finished."""
-    ms_path: Path | None = None
+    """Checkpoint reached (see :mod:`.stages`)."""
+    ms_path: Path | None
     """The group's MS."""
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]
     """Seconds spent."""
-    payload: object = None
-    """Stage-specific result (ConvertResult, CalibrateResult, ApplyResult, ImageResult + QA)."""
+    payload: StagePayload
+    """The stage's typed result."""
     calibrator: str | None = None
     """Calibrator transiting in the group, if any."""
 
 
-def _group_from_files(group_id: str, files: dict[int, str]):
+def _group_from_files(group_id: str, files: Mapping[int, str]):
     from ..conversion.grouping import SubbandGroup, parse_subband_name
 
     parsed = {int(k): parse_subband_name(v) for k, v in files.items()}
     return SubbandGroup(group_id=group_id, files={k: v for k, v in parsed.items() if v is not None})
 
 
-def calibrator_in_group(files: dict[int, str]):
+def calibrator_in_group(files: Mapping[int, str]):
     """The brightest calibrator transiting during the group (from a file header), or None."""
-    from ..conversion.reader import read_meta
+    import numpy as np
+
     from ..calibration.transits import find_calibrators
+    from ..conversion.reader import read_meta
 
     meta = read_meta(next(iter(files.values())))
     jd = meta.time_jd
     half = float(meta.int_time_s.max()) / 2 / 86400.0
     t0, t1 = jd.min() - 2400000.5 - half, jd.max() - 2400000.5 + half
-    import numpy as np
-
     found = [t for t in find_calibrators(t0, t1, float(np.degrees(meta.dec_rad))) if t.in_group]
     return found[0].calibrator if found else None
 
 
-def stage_convert(group_id: str, files: dict[int, str], cfg: ChainConfig, force: bool = False) -> StageOutcome:
-    """Convert the group (phased to a transiting calibrator when there is one); ``force`` rebuilds an existing MS."""
-    from ..conversion.convert import ConvertOptions, convert_group, ms_name
+def run_convert(job: StageJob) -> StageOutcome:
+    """Convert the group (phased to a transiting calibrator when there is one); ``job.force`` rebuilds the MS."""
+    from ..conversion.convert import ConvertOptions, convert_group
 
     t0 = time.perf_counter()
-    cal = calibrator_in_group(files)
-    final = Path(cfg.output_dir) / ms_name(group_id)
+    cfg = job.cfg
+    cal = calibrator_in_group(job.files)
+    extra = {"phase_center_deg": (cal.ra_deg, cal.dec_deg), "field_name": cal.name} if cal is not None else {}
     opts = ConvertOptions(output_dir=Path(cfg.output_dir), stage_dir=Path(cfg.stage_dir), antpos_csv=cfg.antpos_csv,
                           telescope_name=cfg.telescope_name, expected_subbands=cfg.expected_subbands,
-                          allow_partial=cfg.allow_partial, skip_existing=not force)
-    if cal is not None:
-        opts.phase_center_deg, opts.field_name = (cal.ra_deg, cal.dec_deg), cal.name
-    res = convert_group(_group_from_files(group_id, files), opts)
-    return StageOutcome(group_id, "converted", final, {"convert": time.perf_counter() - t0, **res.timings}, res,
-                        cal.name if cal else None)
+                          allow_partial=cfg.allow_partial, skip_existing=not job.force, **extra)
+    res = convert_group(_group_from_files(job.group_id, job.files), opts)
+    return StageOutcome(job.group_id, "converted", job.ms_path, {"convert": time.perf_counter() - t0, **res.timings},
+                        res, cal.name if cal else None)
 
 
-def stage_calibrate(group_id: str, ms_path: Path, calibrator: str) -> StageOutcome:
+def run_calibrate(job: StageJob) -> StageOutcome:
     """Solve K, B and G on a calibrator group (the daemon registers the set)."""
     from ..calibration.solve import CalibrateOptions, calibrate_ms
 
     t0 = time.perf_counter()
-    res = calibrate_ms(ms_path, CalibrateOptions(do_k=True, calibrator=calibrator))
-    return StageOutcome(group_id, "calibrated", ms_path, {"calibrate": time.perf_counter() - t0, **res.timings},
-                        res, calibrator)
+    res = calibrate_ms(job.ms_path, CalibrateOptions(do_k=True, calibrator=job.calibrator))
+    return StageOutcome(job.group_id, "calibrated", job.ms_path,
+                        {"calibrate": time.perf_counter() - t0, **res.timings}, res, job.calibrator)
 
 
-def stage_apply(group_id: str, ms_path: Path, cfg: ChainConfig) -> StageOutcome:
+def run_apply(job: StageJob) -> StageOutcome:
     """Apply the set valid at the group's time (raises NoValidCalibrationError: the group is held)."""
     from ..calibration.apply import apply_calibration
 
-    res = apply_calibration(ms_path, cfg.cal_registry_db)
-    return StageOutcome(group_id, "applied", ms_path, {"apply": res.timings.get("total", 0.0)}, res)
+    res = apply_calibration(job.ms_path, job.cfg.cal_registry_db)
+    return StageOutcome(job.group_id, "applied", job.ms_path, {"apply": res.timings.get("total", 0.0)}, res)
 
 
-def stage_image(group_id: str, ms_path: Path, cfg: ChainConfig) -> StageOutcome:
+def run_image(job: StageJob) -> StageOutcome:
     """Image and run QA (the daemon records the products)."""
     from ..imaging.image import ImageOptions, image_ms
     from ..qa.image_qa import ImageQAOptions, run_image_qa
 
     t0 = time.perf_counter()
-    img = image_ms(ms_path, ImageOptions(quick=cfg.quick_image))
+    img = image_ms(job.ms_path, ImageOptions(quick=job.cfg.quick_image))
     t1 = time.perf_counter()
-    qa = run_image_qa(img.images.image, img.images.image.parent, ImageQAOptions(catalog_path=cfg.catalog_path),
+    qa = run_image_qa(img.images.image, img.images.image.parent, ImageQAOptions(catalog_path=job.cfg.catalog_path),
                       pbcor_fits=img.images.pbcor)
-    return StageOutcome(group_id, "imaged", ms_path, {"image": t1 - t0, "qa": time.perf_counter() - t1},
-                        (img, qa))
+    return StageOutcome(job.group_id, "imaged", job.ms_path, {"image": t1 - t0, "qa": time.perf_counter() - t1},
+                        ImageProducts(img, qa))

@@ -16,7 +16,6 @@ recorded with the stage and the files.  A stage running longer than
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
@@ -30,10 +29,9 @@ from pathlib import Path
 
 from ..config import quarantine_dir
 from ..errors import BAD_INPUT, ENVIRONMENT, StageTimeout, classify, one_line
-from . import chain
+from . import chain, stages
 from .executors import kill_running, make_executor, sigterm_raises
 from .ingest import compare_duplicates, scan_folder, start_watcher
-from .recording import record_outcome
 
 log = logging.getLogger(__name__)
 
@@ -253,14 +251,8 @@ class StreamDaemon:
             conn.close()
 
     # ------------------------------------------------------------------ stages
-    def _next_stage(self, done: str | None, calibrator: str | None) -> str | None:
-        order = list(chain.STAGES)
-        i = order.index(done) + 1 if done in order else 0
-        if i < len(order) and order[i] == "calibrated" and not calibrator:
-            i += 1
-        return order[i] if i < len(order) else None
-
     def _dispatch(self, conn, group_id: str) -> None:
+        """Submit the group's next stage (from the registry), or complete it; hold it if an operator must decide."""
         from ..conversion.convert import ms_name
         from ..db import queue as q
 
@@ -271,22 +263,15 @@ class StreamDaemon:
             return
         done = row.processing_stage
         ms = Path(self.opts.output_dir) / ms_name(group_id)
-        calibrator = self._calibrator_of(ms) if done else None
-        stage = self._next_stage(done, calibrator)
-        if stage is None:
+        job = chain.StageJob(group_id, dict(row.files), ms, self.cfg,
+                             calibrator=self._calibrator_of(ms) if done else None, force=row.reconvert)
+        spec = stages.next_stage(done, job)
+        if spec is None:
             self._finish(conn, group_id)
             return
         # pure=False: a retried stage (same arguments) must run again, not return Dask's cached failure
-        submit = functools.partial(self.executor.submit, pure=False)
-        if stage == "converted":
-            fut = submit(chain.stage_convert, group_id, row.files, self.cfg, force=row.reconvert)
-        elif stage == "calibrated":
-            fut = submit(chain.stage_calibrate, group_id, ms, calibrator)
-        elif stage == "applied":
-            fut = submit(chain.stage_apply, group_id, ms, self.cfg)
-        else:
-            fut = submit(chain.stage_image, group_id, ms, self.cfg)
-        self.running[group_id] = _Running(stage, fut, row.files, time.monotonic())
+        fut = self.executor.submit(spec.run, job, pure=False)
+        self.running[group_id] = _Running(spec.stage.value, fut, row.files, time.monotonic())
 
     @staticmethod
     def _calibrator_of(ms: Path) -> str | None:
@@ -317,7 +302,7 @@ class StreamDaemon:
     def _advance(self, conn, outcome: chain.StageOutcome, files: dict) -> None:
         from ..db import queue as q
 
-        record_outcome(conn, self.settings, outcome)
+        stages.by_checkpoint(outcome.stage).record(conn, self.settings, outcome)
         q.checkpoint(conn, outcome.group_id, outcome.stage, str(outcome.ms_path) if outcome.ms_path else None)
         if outcome.stage == "converted" and q.get_group(conn, outcome.group_id).reconvert:
             q.clear_reconvert(conn, outcome.group_id)
