@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-ANTPOS ?= $(abspath ../shared/data/DSA110_Station_Coordinates.csv)
+# Station table: the one shipped in the package unless `make demo ANTPOS=/path/to.csv` (or PIPELINE_ANTPOS_CSV).
+ANTPOS ?=
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	PIPELINE_ANTPOS_CSV=$(ANTPOS) $(VENV)/bin/contimg demo
+	$(if $(ANTPOS),PIPELINE_ANTPOS_CSV=$(ANTPOS) )$(VENV)/bin/contimg demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

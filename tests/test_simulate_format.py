@@ -16,8 +16,9 @@ REAL_HEADER_KEYS = {
     "Nants_data", "Nants_telescope", "antenna_diameters", "ant_1_array", "ant_2_array", "antenna_names",
     "antenna_numbers", "Nbls", "Nblts", "Nfreqs", "Npols", "Ntimes", "Nspws", "uvw_array", "time_array",
     "integration_time", "freq_array", "channel_width", "spw_array", "polarization_array", "antenna_positions",
-    "extra_keywords",
+    "phase_center_app_dec", "extra_keywords",
 }
+REAL_EXTRA_KEYWORDS = {"phase_center_dec", "ha_phase_center", "phase_center_epoch", "applied_delays_ns", "fs_table"}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,15 @@ def test_full_preset_header_and_shapes(full_two_subbands):
         assert np.all(d["nsamples"][:1000] == 96)
         ek = h["extra_keywords"]
         assert ek["phase_center_epoch"][()] == b"HADEC" and ek["ha_phase_center"][()] == 0.0
+        assert set(ek.keys()) == REAL_EXTRA_KEYWORDS
         assert np.degrees(ek["phase_center_dec"][()]) == pytest.approx(54.5734)
         assert len(ek["applied_delays_ns"][()].split()) == 2 * 117
+        # the real writer's Header/phase_center_app_dec: a scalar, the pointing declination in radians
+        assert h["phase_center_app_dec"].shape == () and h["phase_center_app_dec"].dtype == np.float64
+        assert h["phase_center_app_dec"][()] == ek["phase_center_dec"][()]
+        # fs_table: the path (a byte string) of the fringe-stopping table
+        fs_table = ek["fs_table"][()]
+        assert isinstance(fs_table, bytes) and fs_table.decode().endswith(".npz")
         # UVW written once and repeated for every integration
         uvw = h["uvw_array"][()].reshape(24, 4656, 3)
         assert np.all(uvw == uvw[0])

@@ -48,7 +48,9 @@ class Settings:
     stage_dir: Path
     """Fast scratch space for building MSs (``PIPELINE_STAGE_DIR``)."""
     antpos_csv: Path | None
-    """Station coordinates CSV; ``None`` means use the UVH5 header (``PIPELINE_ANTPOS_CSV``)."""
+    """Station coordinates CSV overriding the defaults (``PIPELINE_ANTPOS_CSV``); ``None`` (unset): the converter
+    uses the UVH5 header positions, the simulator and the demo the packaged DSA-110 table
+    (:func:`dsa110_contimg.telescope.packaged_station_csv`)."""
     api_token: str | None = None
     """Bearer token for the API's write endpoints (``PIPELINE_API_TOKEN``)."""
     api_cache_s: float = 1.0
@@ -65,6 +67,10 @@ class Settings:
             value = getattr(self, attr)
             if attr == "api_token" and value:
                 value = "***"
+            if attr == "antpos_csv" and value is None:
+                from .telescope import packaged_station_csv  # here: config stays free of numpy for a fast CLI
+
+                value = f"unset: convert uses the UVH5 header positions, simulate/demo {packaged_station_csv()}"
             rows.append((var, "" if value is None else str(value), self.sources.get(attr, "default")))
         return rows
 

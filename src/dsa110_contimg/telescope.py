@@ -5,12 +5,19 @@ The antenna table is read from a station-coordinates CSV in the format of
 ``,Station Number,Latitude,Longitude,Elevation (meters)``).  Station
 ``DSA-001`` .. ``DSA-117`` becomes antenna name ``'1'`` .. ``'117'`` with antenna
 number 0 .. 116.  A blank elevation falls back to :data:`DEFAULT_ELEVATION_M`.
+The real table (public instrument data) ships with the package:
+:func:`packaged_station_csv` is its path, :func:`resolve_station_csv` picks an
+override (``PIPELINE_ANTPOS_CSV``, ``--antpos-csv``) or that default.
 """
 
 from __future__ import annotations
 
+import atexit
 import csv
+from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +167,38 @@ def read_station_csv(path: str | Path) -> AntennaTable:
         ecef=ecef,
         source=str(path),
     )
+
+
+STATION_CSV_NAME = "DSA110_Station_Coordinates.csv"
+"""File name of the station table shipped in ``dsa110_contimg/data``."""
+
+_RESOURCES = ExitStack()
+atexit.register(_RESOURCES.close)
+
+
+@lru_cache(maxsize=1)
+def packaged_station_csv() -> Path:
+    """Path of the DSA-110 station table shipped with the package (``data/DSA110_Station_Coordinates.csv``).
+
+    Found through :mod:`importlib.resources`, so it resolves in a source checkout, an editable install and an
+    installed wheel alike (a zipped install gets a temporary copy that lives as long as the process).
+
+    Raises
+    ------
+    AntennaTableError
+        The installation lacks the file (a broken build that dropped the package data).
+    """
+    ref = resources.files("dsa110_contimg") / "data" / STATION_CSV_NAME
+    path = Path(_RESOURCES.enter_context(resources.as_file(ref)))
+    if not path.is_file():
+        raise AntennaTableError(f"{path}: the packaged station table is missing from this installation")
+    return path
+
+
+def resolve_station_csv(override: str | Path | None = None) -> Path:
+    """The station table to read: ``override`` when given (``PIPELINE_ANTPOS_CSV``, ``--antpos-csv``), else the
+    packaged one (:func:`packaged_station_csv`)."""
+    return Path(override) if override is not None else packaged_station_csv()
 
 
 def antenna_table_from_header(names, numbers, rel_positions, telescope_ecef) -> AntennaTable:

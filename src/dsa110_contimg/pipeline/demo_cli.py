@@ -35,8 +35,6 @@ def demo_cmd(preset: str, groups: int, executor: str, no_serve: bool, host: str,
     from .demo import run_demo
 
     s = cli_settings()
-    if s.antpos_csv is None:
-        raise click.ClickException("set PIPELINE_ANTPOS_CSV to the station coordinates CSV for the demo")
     res = run_demo(s, preset=preset, n_groups=groups, executor=executor)
     table = Table(title="dsa110-contimg demo")
     for col in ("group", "state", "stage", "convert s", "calibrate s", "apply s", "image s", "latency s",

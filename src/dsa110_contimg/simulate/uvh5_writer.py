@@ -4,10 +4,11 @@ The layout mirrors the meridian fringe-stopping writer: resizable chunked
 datasets, ``freq_array`` of shape (1, Nfreqs) with descending channels and a
 positive scalar ``channel_width``, ``visdata`` of shape (Nblts, 1, Nfreqs, Npols)
 complex64, float32 ``uvw_array`` (one reference-time UVW repeated), float32
-``nsamples``, ``phase_type = 'drift'`` and the extra keywords
-``phase_center_dec``, ``ha_phase_center``, ``phase_center_epoch`` and
-``applied_delays_ns``.  The file is written as ``<name>_incomplete.hdf5`` and
-renamed when complete.
+``nsamples``, ``phase_type = 'drift'``, the Header dataset ``phase_center_app_dec``
+(the pointing declination, radians, a scalar) and the extra keywords
+``phase_center_dec``, ``ha_phase_center``, ``phase_center_epoch``,
+``applied_delays_ns`` and ``fs_table``.  The file is written as
+``<name>_incomplete.hdf5`` and renamed when complete.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+FS_TABLE = "fringestopping_table.npz"
+"""``fs_table`` the simulator records: the real writer stores the path of the table of its meridian fringe-stopping
+model (``fringestopping_table.npz``, in its output folder when it has one); the simulator computes the same model
+directly and keeps no table, so it records that name."""
 
 
 @dataclass
@@ -46,6 +52,8 @@ class SubbandHeader:
     applied_delays_ns: np.ndarray
     """Integer delays, shape (Nants_telescope, 2)."""
     history: str = ""
+    fs_table: str = FS_TABLE
+    """Path of the fringe-stopping table (extra keyword ``fs_table``)."""
 
 
 def _create(group, name, data, dtype=None):
@@ -116,11 +124,13 @@ def write_subband_file(path: str | Path, hdr: SubbandHeader, visdata: np.ndarray
         h["spw_array"] = np.array([1], dtype=np.int64)
         h["polarization_array"] = np.array([-5, -6], dtype=np.int64)[:npols]
         h["antenna_positions"] = np.asarray(hdr.antenna_positions, dtype=np.float64)
+        h["phase_center_app_dec"] = np.float64(hdr.phase_center_dec_rad)
         ek = h.create_group("extra_keywords")
         ek["phase_center_dec"] = np.float64(hdr.phase_center_dec_rad)
         ek["ha_phase_center"] = np.float64(0.0)
         ek["phase_center_epoch"] = np.bytes_("HADEC")
         ek["applied_delays_ns"] = np.bytes_(" ".join(str(int(x)) for x in np.asarray(hdr.applied_delays_ns).ravel()))
+        ek["fs_table"] = np.bytes_(hdr.fs_table)
         _create(d, "visdata", visdata.reshape(nblts, 1, nfreqs, npols), np.complex64)
         _create(d, "flags", flags.reshape(nblts, 1, nfreqs, npols), bool)
         _create(d, "nsamples", nsamples.reshape(nblts, 1, nfreqs, npols), np.float32)
