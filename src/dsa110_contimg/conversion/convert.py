@@ -8,6 +8,11 @@
   UVW come from casacore measures for every integration.
 * ``monolithic``: pyuvdata reads all subbands, rephases and writes the MS.
 * ``auto``: ``monolithic`` for <= 2 subbands, else ``direct-subband``.
+
+Both writers flag NaN/Inf visibilities (set to 0, counted in the result); a
+subband whose visibilities are all NaN/Inf is bad input.  A full or read-only
+output / stage folder is an :class:`~dsa110_contimg.errors.EnvironmentFault`
+with one line; staging is removed whatever happens.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .grouping import ConversionInputError, SubbandGroup, check_group_complete, check_headers_agree, discover_groups
-from .staging import StagingArea, clean_orphan_staging
+from .staging import StagingArea, clean_orphan_staging, disk_faults
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,10 @@ class ConvertResult:
     """J2000 (ra, dec) of the phase centre."""
     mid_mjd: float | None = None
     """Mid-time of the group."""
+    nonfinite_samples: int = 0
+    """NaN/Inf visibility samples flagged (and set to 0) over the group."""
+    nonfinite_by_subband: dict[int, int] = field(default_factory=dict)
+    """Subband -> NaN/Inf samples flagged, for every subband converted."""
 
 
 def ms_name(group_id: str) -> str:
@@ -122,8 +131,12 @@ def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
     Raises
     ------
     ConversionInputError
-        Duplicate or missing subbands, unreadable files, disagreeing headers:
-        the message names the files; no input file is moved or deleted.
+        Duplicate or missing subbands, unreadable or malformed files, disagreeing
+        headers, a subband whose visibilities are all NaN/Inf: the message names
+        the files; no input file is moved or deleted.
+    EnvironmentFault
+        The output or stage folder is full or read-only: one line naming the
+        folder and its free space; nothing is moved and staging is removed.
     """
     t_total = time.perf_counter()
     check_group_complete(group, opts.expected_subbands, opts.allow_partial)
@@ -138,7 +151,11 @@ def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
     if opts.dry_run:
         res.status, res.ms_path = "dry-run", None
         return res
-    out_dir.mkdir(parents=True, exist_ok=True)
+    t_meta = time.perf_counter()
+    metas = read_group_metas(group)
+    res.timings["load"] = time.perf_counter() - t_meta
+    with disk_faults(group.group_id, out_dir, "output"):
+        out_dir.mkdir(parents=True, exist_ok=True)
     size = sum(f.path.stat().st_size for f in group.files.values())
     stage_root = opts.stage_dir
     if stage_root is None:
@@ -148,7 +165,7 @@ def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
     clean_orphan_staging([Path(stage_root), out_dir])
     previous = install_sigterm_handler()
     try:
-        _convert_staged(group, opts, writer, Path(stage_root), out_dir, final, 3 * size, res)
+        _convert_staged(group, opts, writer, metas, Path(stage_root), out_dir, final, 3 * size, res)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -160,23 +177,41 @@ def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
     return res
 
 
-def _convert_staged(group, opts, writer, stage_root, out_dir, final, needed, res) -> None:
-    with StagingArea.choose(stage_root, out_dir, needed, group.group_id) as stage:
+def _convert_staged(group, opts, writer, metas, stage_root, out_dir, final, needed, res) -> None:
+    from .ms_writer import estimate_ms_bytes
+
+    m0 = metas[0]
+    nsb = max(opts.expected_subbands, len(group.files), max(group.files) + 1)
+    ms_bytes = estimate_ms_bytes(m0.nblts, m0.nfreqs * nsb, m0.npols)
+    with StagingArea.choose(stage_root, out_dir, needed, group.group_id, ms_bytes) as stage:
         staged = stage.path / ms_name(group.group_id)
-        if writer == "direct-subband":
-            from .direct_writer import write_direct
+        with disk_faults(group.group_id, stage.path.parent, stage.role):
+            if writer == "direct-subband":
+                from .direct_writer import write_direct
 
-            info = write_direct(group, staged, opts)
-        else:
-            from .monolithic import write_monolithic
+                info = write_direct(group, staged, opts, metas)
+            else:
+                from .monolithic import write_monolithic
 
-            info = write_monolithic(group, staged, opts)
-        res.timings.update(info["timings"])
+                info = write_monolithic(group, staged, opts, metas)
+        res.timings.update({k: v + res.timings.get(k, 0.0) for k, v in info["timings"].items()})
         res.phase_center_deg = info["phase_center_deg"]
         res.mid_mjd = info["mid_mjd"]
+        _record_nonfinite(group, info["nonfinite"], res)
         t0 = time.perf_counter()
-        stage.commit(staged, final)
+        with disk_faults(group.group_id, out_dir, "output"):
+            stage.commit(staged, final)
         res.timings["finalize"] = time.perf_counter() - t0
+
+
+def _record_nonfinite(group: SubbandGroup, per_subband: dict[int, int], res: ConvertResult) -> None:
+    """Store the NaN/Inf counts in ``res`` and log them once (WARNING) when there are any."""
+    res.nonfinite_by_subband = {int(sb): int(n) for sb, n in sorted(per_subband.items())}
+    res.nonfinite_samples = sum(res.nonfinite_by_subband.values())
+    if res.nonfinite_samples:
+        parts = ", ".join(f"{group.files[sb].path.name} {n}" for sb, n in res.nonfinite_by_subband.items() if n)
+        log.warning("group %s: %d NaN/Inf visibilities flagged and set to 0 (%s)", group.group_id,
+                    res.nonfinite_samples, parts)
 
 
 def group_geometry(metas, opts: ConvertOptions):

@@ -14,8 +14,10 @@ from .kernels import combine_nsample_sums, nsample_sums, rephase, to_ms_orientat
 MODEL_CHUNK_ROWS = 16384
 
 
-def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
+def write_direct(group: SubbandGroup, ms_path: Path, opts, metas: list | None = None) -> dict:
     """Write one group as an MS with one 768-channel spectral window.
+
+    NaN/Inf visibilities are flagged and set to 0 (counted per subband).
 
     Parameters
     ----------
@@ -25,20 +27,27 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
         MS to create (in the staging area).
     opts : ConvertOptions
         Conversion options.
+    metas
+        The group's headers from :func:`~dsa110_contimg.conversion.convert.read_group_metas` (``None``: read them).
 
     Returns
     -------
     dict
-        ``timings``, ``phase_center_deg``, ``mid_mjd``.
+        ``timings``, ``phase_center_deg``, ``mid_mjd``, ``nonfinite`` (subband -> NaN/Inf samples flagged).
+
+    Raises
+    ------
+    ConversionInputError
+        A subband file that cannot be read or whose visibilities are all NaN/Inf.
     """
     from ..geometry import apparent_itrf_directions, j2000_uvw_matrices, meridian_itrf_direction
     from .convert import group_geometry, read_group_metas
     from .ms_writer import CORR_XX, CORR_YY, MSLayout, create_ms
-    from .reader import read_data
+    from .reader import flag_nonfinite_subband, read_data
 
     timings = {"load": 0.0, "phase": 0.0, "write": 0.0, "combine": 0.0}
     t0 = time.perf_counter()
-    metas = read_group_metas(group)
+    metas = metas if metas is not None else read_group_metas(group)
     m0 = metas[0]
     ants, lon_fs, mjd, tidx, mid, centres, names = group_geometry(metas, opts)
     timings["load"] += time.perf_counter() - t0
@@ -80,10 +89,12 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
     vis_all = np.zeros((nrec, freqs.size, npol), dtype=np.complex64)
     flags_all = np.ones((nrec, freqs.size, npol), dtype=bool)
     sums = {sb: None for sb in group.files}  # per subband: (sum of good nsamples, good count, all flagged)
+    nonfinite = {sb: 0 for sb in group.files}
 
     def work(sb: int) -> float:
         ts = time.perf_counter()
         vis, flags, nsamples = read_data(group.files[sb].path)
+        nonfinite[sb] = flag_nonfinite_subband(group.files[sb].path, vis, flags)
         meta_f = metas[sorted(group.files).index(sb)].freqs_hz
         order = slice(None, None, -1) if np.all(np.diff(meta_f) < 0) else np.argsort(meta_f)
         f_sb = meta_f[order]
@@ -153,7 +164,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts) -> dict:
     timings["write"] += time.perf_counter() - t0
     ra, dec = centres[len(centres) // 2]
     return {"timings": timings, "phase_center_deg": (float(np.degrees(ra)), float(np.degrees(dec))),
-            "mid_mjd": mid}
+            "mid_mjd": mid, "nonfinite": nonfinite}
 
 
 def stamp_pointing(ms, dec_rad: float, lon_rad: float) -> None:

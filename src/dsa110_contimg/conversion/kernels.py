@@ -49,6 +49,32 @@ def to_ms_orientation(vis: np.ndarray, swapped: np.ndarray) -> np.ndarray:
     return vis
 
 
+def flag_nonfinite(vis: np.ndarray, flags: np.ndarray) -> int:
+    """Flag non-finite visibilities and set them to 0, in place.
+
+    A sample is non-finite when its real or imaginary part is NaN or +-Inf;
+    it is counted whether or not it was already flagged.
+
+    Parameters
+    ----------
+    vis
+        Complex visibilities, any shape; modified in place.
+    flags
+        Boolean flags of the same shape; non-finite samples are set True in place.
+
+    Returns
+    -------
+    int
+        Number of non-finite samples (0: nothing changed).
+    """
+    bad = ~np.isfinite(vis)
+    n = int(np.count_nonzero(bad))
+    if n:
+        vis[bad] = 0
+        flags |= bad
+    return n
+
+
 def nsample_sums(nsamples: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per record and polarization: sum of unflagged nsamples, count of unflagged channels, all-flagged."""
     nrec, nchan, npol = nsamples.shape

@@ -10,12 +10,33 @@ import numpy as np
 from .grouping import SubbandGroup
 
 
-def write_monolithic(group: SubbandGroup, ms_path: Path, opts) -> dict:
+def write_monolithic(group: SubbandGroup, ms_path: Path, opts, metas: list | None = None) -> dict:
     """Write one group as an MS through pyuvdata's ``write_ms``.
 
     The pipeline's identity (telescope name, site, CSV antenna positions) is
     stamped before writing; MODEL_DATA (1 + 0j) and CORRECTED_DATA (= DATA)
-    are added afterwards.
+    are added afterwards.  NaN/Inf visibilities are flagged and set to 0.
+
+    Parameters
+    ----------
+    group
+        The subband files.
+    ms_path
+        MS to create (in the staging area).
+    opts : ConvertOptions
+        Conversion options.
+    metas
+        The group's headers from :func:`~dsa110_contimg.conversion.convert.read_group_metas` (``None``: read them).
+
+    Returns
+    -------
+    dict
+        ``timings``, ``phase_center_deg``, ``mid_mjd``, ``nonfinite`` (subband -> NaN/Inf samples flagged).
+
+    Raises
+    ------
+    ConversionInputError
+        A subband file pyuvdata cannot read, or whose visibilities are all NaN/Inf.
     """
     from .. import telescope as tel
     from .convert import group_geometry, read_group_metas
@@ -23,9 +44,11 @@ def write_monolithic(group: SubbandGroup, ms_path: Path, opts) -> dict:
 
     timings = {"load": 0.0, "phase": 0.0, "write": 0.0, "combine": 0.0}
     t0 = time.perf_counter()
-    metas = read_group_metas(group)
+    metas = metas if metas is not None else read_group_metas(group)
     ants, lon_fs, mjd, tidx, mid, centres, names = group_geometry(metas, opts)
-    uv = read_group_pyuvdata(group.paths(), None)
+    per_path: dict = {}
+    uv = read_group_pyuvdata(group.paths(), None, nonfinite=per_path)
+    nonfinite = {sb: per_path[Path(f.path)] for sb, f in group.files.items()}
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -54,7 +77,7 @@ def write_monolithic(group: SubbandGroup, ms_path: Path, opts) -> dict:
     timings["write"] = time.perf_counter() - t0
     ra, dec = centres[len(centres) // 2]
     return {"timings": timings, "phase_center_deg": (float(np.degrees(ra)), float(np.degrees(dec))),
-            "mid_mjd": mid}
+            "mid_mjd": mid, "nonfinite": nonfinite}
 
 
 def _stamp_identity(uv, ants, telescope_name: str, tel) -> None:

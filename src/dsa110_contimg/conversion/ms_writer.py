@@ -16,6 +16,17 @@ from ..telescope import DISH_DIAMETER_M, AntennaTable
 
 CORR_XX, CORR_YY = 9, 12
 """Stokes enumeration of CASA for XX and YY."""
+MS_BYTES_PER_SAMPLE = 34
+"""Upper estimate of the MS bytes per visibility sample: DATA, MODEL_DATA, CORRECTED_DATA (8 each),
+FLAG, tile padding and pyuvdata's extra columns (measured: 29 direct-subband, 33 monolithic on the small preset)."""
+
+
+def estimate_ms_bytes(nrows: int, nchan: int, npol: int) -> int:
+    """Upper estimate of the size (bytes) of an MS of ``nrows`` rows, ``nchan`` channels and ``npol`` correlations.
+
+    Used to check that a folder can hold the MS before anything is written.
+    """
+    return int(nrows) * int(nchan) * int(npol) * MS_BYTES_PER_SAMPLE + int(nrows) * 256 + (4 << 20)
 
 
 @dataclass

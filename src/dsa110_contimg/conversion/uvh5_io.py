@@ -29,17 +29,37 @@ def read_subband_pyuvdata(path: str | Path):
     -------
     pyuvdata.UVData
         With ``uvw_array`` cast to float64.
+
+    Raises
+    ------
+    ConversionInputError
+        Naming the file when pyuvdata cannot read it (malformed header or data).
+    EnvironmentFault
+        Machine trouble (permission denied, too many open files); ``MemoryError`` passes through.
     """
     from pyuvdata import UVData
 
+    from .grouping import ConversionInputError
+    from .reader import reraise_if_environment
+
+    path = Path(path)
     uv = UVData()
-    uv.read(str(path), file_type="uvh5", run_check=False)
-    uv.uvw_array = np.asarray(uv.uvw_array, dtype=np.float64)
+    try:
+        uv.read(str(path), file_type="uvh5", run_check=False)
+        uv.uvw_array = np.asarray(uv.uvw_array, dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - whatever pyuvdata raises on a malformed file is bad input
+        reraise_if_environment(exc, path)
+        raise ConversionInputError(f"{path.name}: pyuvdata cannot read the file ({type(exc).__name__}: {exc})",
+                                   [path]) from exc
     return uv
 
 
-def read_group_pyuvdata(paths: Sequence[str | Path], antennas: AntennaTable | None = None):
+def read_group_pyuvdata(paths: Sequence[str | Path], antennas: AntennaTable | None = None,
+                        nonfinite: dict | None = None):
     """Read the subband files of one group into one ascending-frequency UVData.
+
+    NaN/Inf visibilities are flagged and set to 0 in each file (see
+    :func:`~dsa110_contimg.conversion.reader.flag_nonfinite_subband`).
 
     Parameters
     ----------
@@ -47,12 +67,27 @@ def read_group_pyuvdata(paths: Sequence[str | Path], antennas: AntennaTable | No
         Subband files of one group (any order).
     antennas
         Antenna table whose positions replace the header's (``None``: keep header).
+    nonfinite
+        When given, filled with ``{path: number of non-finite samples}``.
 
     Returns
     -------
     pyuvdata.UVData
+
+    Raises
+    ------
+    ConversionInputError
+        A file pyuvdata cannot read, or whose visibilities are all NaN/Inf.
     """
-    uvs = [read_subband_pyuvdata(p) for p in paths]
+    from .reader import flag_nonfinite_subband
+
+    uvs = []
+    for p in paths:
+        uv = read_subband_pyuvdata(p)
+        n = flag_nonfinite_subband(p, uv.data_array, uv.flag_array)
+        if nonfinite is not None:
+            nonfinite[Path(p)] = n
+        uvs.append(uv)
     uv = uvs[0]
     if len(uvs) > 1:
         uv.fast_concat(uvs[1:], "freq", inplace=True, run_check=False)
