@@ -35,4 +35,12 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "== installing Python packages"
 .venv/bin/python -m pip install -q -e ".[test]"
+# casacore logs SEVERE "Leap second table TAI_UTC seems out-of-date" when its TAI_UTC is over 180 days old;
+# python-casacore's bundled table is frozen at its release.  astropy-iers-data (weekly releases) carries IERS's
+# current Leap_Second.dat: take the newest now, and build casacore's measures folder from it (no network later).
+echo "== refreshing leap-second data (astropy-iers-data) and building casacore's measures folder"
+.venv/bin/python -m pip install -q --upgrade astropy-iers-data ||
+  echo "== could not upgrade astropy-iers-data: keeping the installed one"
+.venv/bin/python -m dsa110_contimg.casa_env ||
+  echo "== could not build the measures folder: CASA will use python-casacore's bundled data"
 echo "== setup done"

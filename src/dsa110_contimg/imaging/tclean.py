@@ -7,7 +7,9 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import EnvironmentFault
 from .products import ImageSet
+from .wsclean import output_folder_fault
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,29 @@ class TcleanOptions:
     """stokes."""
 
 
+def tclean_bytes(imsize: int, export_fits: bool = True) -> int:
+    """Bytes tclean needs for its products (psf, residual, model, image, sumwt, plus FITS copies) and 1 MiB slack."""
+    n = 5 + (4 if export_fits else 0)
+    return n * 4 * imsize * imsize + (1 << 20)
+
+
+def _check_output_folder(ms, prefix: Path, need_bytes: int, text: str = "") -> None:
+    """Raise :class:`EnvironmentFault` when ``prefix``'s folder is read-only or has less than ``need_bytes`` free."""
+    fault = output_folder_fault(prefix.absolute().parent, text, need_bytes=need_bytes)
+    if fault:
+        raise EnvironmentFault(f"{fault}; tclean cannot write the images of {ms}", files=[prefix.absolute().parent])
+
+
 def run_tclean(ms: str | Path, prefix: str | Path, opts: TcleanOptions, export_fits: bool = True) -> ImageSet:
-    """Image one MS with CASA tclean; export FITS unless ``export_fits`` is False."""
+    """Image one MS with CASA tclean; export FITS unless ``export_fits`` is False.
+
+    Raises
+    ------
+    EnvironmentFault
+        The output folder is read-only or has less room than the products need.  This is
+        checked before tclean starts: casacore aborts the whole process (no Python exception)
+        when a table write hits a full disk.
+    """
     from ..casa_env import prepare_casa
 
     prepare_casa()
@@ -55,9 +78,15 @@ def run_tclean(ms: str | Path, prefix: str | Path, opts: TcleanOptions, export_f
     for p in prefix.parent.glob(prefix.name + ".*"):
         if p.is_dir():
             shutil.rmtree(p)
+    _check_output_folder(ms, prefix, tclean_bytes(opts.imsize, export_fits))
+    after = 4 * opts.imsize * opts.imsize  # after a failure (products partly written): not one more image fits
     kw = asdict(opts)
     kw["cell"] = f"{kw.pop('cell_arcsec')}arcsec"
-    tclean(vis=str(ms), imagename=str(prefix), uvrange=">0.1m", pbcor=False, **kw)
+    try:
+        tclean(vis=str(ms), imagename=str(prefix), uvrange=">0.1m", pbcor=False, **kw)
+    except Exception as exc:
+        _check_output_folder(ms, prefix, after, str(exc))
+        raise
     out = ImageSet(backend="tclean", prefix=prefix, command=f"tclean(vis={ms!s}, imagename={prefix!s}, {kw})")
     for attr, ext in (("image", "image"), ("residual", "residual"), ("model", "model"), ("psf", "psf")):
         native = Path(f"{prefix}.{ext}")
@@ -71,5 +100,6 @@ def run_tclean(ms: str | Path, prefix: str | Path, opts: TcleanOptions, export_f
         else:
             setattr(out, attr, native)
     if out.image is None:
+        _check_output_folder(ms, prefix, after)
         raise RuntimeError(f"tclean wrote no image for {ms} (see the CASA log)")
     return out
