@@ -38,14 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from bench_common import REPO
+from dsa110_contimg.timeconv import unix_to_mjd
 
 TARGET_P99_MS = 50.0
 T0 = datetime(2025, 10, 2, tzinfo=timezone.utc).timestamp()
-MJD_UNIX = 40587.0  # MJD of 1970-01-01
-
-
-def _mjd(t: float) -> float:
-    return t / 86400.0 + MJD_UNIX
 
 
 def _sec(t: float) -> str:
@@ -72,7 +68,8 @@ def fill(work: Path, n_groups: int, seed: int = 1) -> dict[str, int]:
     """
     from dsa110_contimg.db import cal_registry, products, queue
     from dsa110_contimg.db.products_schema import MS_COLUMNS
-    from dsa110_contimg.db.queue_schema import GROUP_ID_FORMAT, GROUP_SECONDS, QUEUE_COLUMNS, _iso
+    from dsa110_contimg.db.queue_schema import GROUP_ID_FORMAT, QUEUE_COLUMNS, _iso
+    from dsa110_contimg.telescope import GROUP_SECONDS
     from dsa110_contimg.db.sqlite_base import transaction
 
     rng = np.random.default_rng(seed)
@@ -107,9 +104,10 @@ def fill(work: Path, n_groups: int, seed: int = 1) -> dict[str, int]:
         load, phase, write, apply_, image, qa = rng.uniform([8, 2, 6, 3, 25, 3], [14, 5, 12, 6, 40, 7]).tolist()
         metrics.append((gid, "direct-subband", _iso(done), load, phase, write, load + phase + write, None, None,
                         None, apply_, image, qa, float(lat[i]), None))
-        ra, dec = (_mjd(t) * 360.9856) % 360.0, 71.6
+        ra, dec = (unix_to_mjd(t) * 360.9856) % 360.0, 71.6
         prefix = out / "images" / f"{gid}.wsclean"
-        ms_rows.append((ms, _mjd(t), _mjd(t + GROUP_SECONDS), _mjd(t + GROUP_SECONDS / 2), _sec(done), "completed",
+        ms_rows.append((ms, unix_to_mjd(t), unix_to_mjd(t + GROUP_SECONDS), unix_to_mjd(t + GROUP_SECONDS / 2),
+                        _sec(done), "completed",
                         "imaged", _iso(done), 1, str(prefix), ra, dec))
         iid = len(images) + 1
         noise, peak = rng.uniform(4e-4, 1.5e-3), rng.uniform(0.1, 2.0)
@@ -166,7 +164,8 @@ def fill(work: Path, n_groups: int, seed: int = 1) -> dict[str, int]:
         name = f"3C147_{datetime.fromtimestamp(t, timezone.utc):%Y-%m-%dT%H:%M}"
         for order, tt in enumerate("KBG"):
             path = str(state / "caltables" / f"{name}.{tt}")
-            cal.append((name, path, tt, order, "3C147", "pad103", _iso(t + 900), _mjd(t), _mjd(t + 43200), "active",
+            cal.append((name, path, tt, order, "3C147", "pad103", _iso(t + 900), unix_to_mjd(t),
+                        unix_to_mjd(t + 43200), "active",
                         "", str(out / "ms" / f"{name}.ms"), "dsa110 calibrate", "0.1",
                         json.dumps({"solint": "inf", "refant": "pad103"}),
                         json.dumps({"flagged_fraction": round(float(rng.uniform(0.02, 0.1)), 3)}), path + ".png"))

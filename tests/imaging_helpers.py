@@ -79,3 +79,17 @@ def staged_groups(root: Path, antpos_csv: Path, groups: int, seed: int, n_source
         for p in g.files:
             shutil.copy(p, settings.incoming_dir / p.name)
     return sim.groups, env, settings
+
+
+def assert_rigid_phase_offset(phase, good, uvw, times, freqs_hz, max_offset_arcsec: float = 1.0,
+                              max_residual_rad: float = 1e-5) -> None:
+    """Per integration, one direction offset (dl, dm, dn) must explain the phase differences ``phase`` (rows,
+    channels, pols) of every good sample: ``2 pi (u dl + v dm + w dn) / lambda``, to ``max_residual_rad``,
+    with ``|(dl, dm)| < max_offset_arcsec`` (two libraries' apparent places of the same phase centre)."""
+    k = 2 * np.pi * np.asarray(freqs_hz) / 299_792_458.0
+    for t in np.unique(times):
+        rows, chans, pols = np.nonzero(good & (times == t)[:, None, None])
+        design = uvw[rows] * k[chans][:, None]
+        offset, *_ = np.linalg.lstsq(design, phase[rows, chans, pols], rcond=None)
+        assert np.degrees(np.hypot(offset[0], offset[1])) * 3600 < max_offset_arcsec, offset
+        assert np.abs(phase[rows, chans, pols] - design @ offset).max() < max_residual_rad

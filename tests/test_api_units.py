@@ -40,7 +40,8 @@ def test_bar_chart_escapes_labels():
 def test_stage_seconds_prefers_the_stage_total():
     m = {"total_time": 3.0, "cal_k_time": 1.0, "cal_b_time": 2.0, "cal_g_time": None, "apply_time": 0.5,
          "image_time": None}
-    assert stage_seconds(m) == {"convert": 3.0, "calibrate": 3.0, "apply": 0.5, "image": None, "qa": None}
+    assert stage_seconds(m) == {"convert": 3.0, "flag": None, "calibrate": 3.0, "apply": 0.5, "image": None, "qa": None,
+                                 "photometry": None}
     assert stage_seconds({**m, "calibrate_time": 7.5})["calibrate"] == 7.5
     assert stage_seconds(None)["convert"] is None
 

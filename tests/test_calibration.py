@@ -6,13 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsa110_contimg.calibration.apply import NoValidCalibrationError, apply_calibration, register_solution
+from dsa110_contimg.calibration.apply import NoValidCalibrationError
 from dsa110_contimg.calibration.solve import (CalibrateOptions, CalibrationError, calibrate_ms, choose_refant,
                                               table_names)
+from dsa110_contimg.calibration.solution_qa import read_solutions
 from dsa110_contimg.calibration.transits import find_calibrators, ms_time_range_and_dec
 from dsa110_contimg.conversion.convert import ConvertOptions, convert_group
 from dsa110_contimg.conversion.grouping import discover_groups
-from dsa110_contimg.qa.calibration import read_solutions
+from dsa110_contimg.ms import read_ms_info
+from dsa110_contimg.pipeline.calsets import apply_calibration, register_solution
 from dsa110_contimg.simulate.core import SimulateOptions, simulate
 from dsa110_contimg.simulate.instrument import evaluate_gains
 from dsa110_contimg.simulate.sky import SkySource, write_sources_csv
@@ -28,7 +30,7 @@ SIDEREAL = 360.98564736629
 @pytest.fixture(scope="module")
 def cal_and_target(tmp_path_factory, antpos_csv):
     """Group 0: 3C147 transiting (nothing else in the beam); group 7: a field of sources, same instrument."""
-    from dsa110_contimg.calibration.calibrators import lookup_calibrator
+    from dsa110_contimg.catalog.calibrators import lookup_calibrator
 
     root = tmp_path_factory.mktemp("calib")
     cal = lookup_calibrator("3C147")
@@ -131,6 +133,8 @@ def registered(cal_and_target, tmp_path_factory):
 def test_calibrated_calibrator_image_flux(registered, cal_and_target, tmp_path):
     res = apply_calibration(registered["cal_ms"], registered["db"])
     assert res.set_name == registered["set"] and [p.name[-5:] for p in res.tables] == ["_kcal", "bpcal", "gpcal"]
+    info = read_ms_info(registered["cal_ms"])  # the explicit flag, set by the apply stage
+    assert info.corrected_is_calibrated and info.calibration_set == registered["set"]
     c = cal_and_target["cal_truth"].sources[0]
     image = tclean_image(registered["cal_ms"], tmp_path / "calimg")
     fit = fit_point_source(image, c["ra_deg"], c["dec_deg"])
@@ -176,13 +180,27 @@ def test_all_flagged_refant_falls_back(cal_and_target, tmp_path):
 
 
 def test_no_valid_set_is_a_recorded_error(cal_and_target, tmp_path):
+    """A refused apply writes nothing but a HISTORY row.  CORRECTED_DATA first gets a marker that differs from
+    DATA (as the converter leaves it, CORRECTED_DATA equals DATA, so a silent copy of DATA could not be told from
+    no write at all); after the refusal it still holds the marker, and the MS does not claim to be calibrated."""
     from casacore.tables import table
 
+    from dsa110_contimg.imaging.image import resolve_datacolumn
+
     ms = _copy(cal_and_target["tgt_ms"], tmp_path / "noset.ms")
+    with table(str(ms), readonly=False, ack=False) as t:
+        marker = (t.getcol("DATA") * 0.5 + (1 + 1j)).astype(np.complex64)
+        t.putcol("CORRECTED_DATA", marker)
+    assert not read_ms_info(ms).corrected_is_calibrated  # as converted
     with pytest.raises(NoValidCalibrationError, match="no active calibration set"):
         apply_calibration(ms, tmp_path / "empty_registry.sqlite3")
     with table(str(ms), ack=False) as t:
-        assert np.array_equal(t.getcol("CORRECTED_DATA", 0, 50), t.getcol("DATA", 0, 50))  # no silent copy needed
+        corrected, data = t.getcol("CORRECTED_DATA"), t.getcol("DATA")
+    assert np.array_equal(corrected, marker)  # not written at all ...
+    assert not np.array_equal(corrected, data)  # ... in particular not a silent copy of DATA
+    info = read_ms_info(ms)
+    assert not info.corrected_is_calibrated and info.calibration_set == ""
+    assert resolve_datacolumn(ms, "auto")[0] == "DATA"  # imaging does not take CORRECTED_DATA for calibrated
     with table(str(ms / "HISTORY"), ack=False) as t:
         assert any("no active calibration set" in m for m in t.getcol("MESSAGE"))
 
@@ -236,7 +254,7 @@ def test_parallel_bandpass_matches_single_process(cal_and_target, tmp_path):
     from casacore.tables import table
 
     from dsa110_contimg.calibration.model import flag_for_calibration, write_point_model
-    from dsa110_contimg.calibration.calibrators import lookup_calibrator
+    from dsa110_contimg.catalog.calibrators import lookup_calibrator
     from dsa110_contimg.calibration.parallel_bandpass import bandpass_parallel, channel_ranges
 
     assert channel_ranges(96, 2) == [(0, 47), (48, 95)] and channel_ranges(10, 3) == [(0, 2), (3, 6), (7, 9)]

@@ -65,7 +65,7 @@ def dump(conn, table: str) -> list[tuple]:
 
 def test_connect_creates_schema_wal_and_indices(db, db_path):
     assert db_path.is_file()
-    assert db.execute("PRAGMA user_version").fetchone()[0] == pdb.SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == pdb.SCHEMA_VERSION == len(pdb.MIGRATIONS) >= 4
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     ms_cols = [r[1] for r in db.execute("PRAGMA table_info(ms_index)")]

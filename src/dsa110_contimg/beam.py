@@ -43,13 +43,22 @@ def airy_power(theta_rad, freq_hz, diameter_m: float = DISH_DIAMETER_M) -> np.nd
 
 
 def angular_separation(ra1_rad, dec1_rad, ra2_rad, dec2_rad) -> np.ndarray:
-    """Great-circle distance between two directions (Vincenty formula, rad)."""
+    """Great-circle distance between two directions (Vincenty formula, rad): the package's one angular separation.
+
+    Accurate at every distance (unlike the haversine near antipodes or the cosine formula near 0);
+    :func:`separation_deg` is the same in degrees."""
     dra = np.asarray(ra2_rad) - np.asarray(ra1_rad)
     s1, c1 = np.sin(dec1_rad), np.cos(dec1_rad)
     s2, c2 = np.sin(dec2_rad), np.cos(dec2_rad)
     num = np.hypot(c2 * np.sin(dra), c1 * s2 - s1 * c2 * np.cos(dra))
     den = s1 * s2 + c1 * c2 * np.cos(dra)
     return np.arctan2(num, den)
+
+
+def separation_deg(ra1_deg, dec1_deg, ra2_deg, dec2_deg) -> np.ndarray:
+    """:func:`angular_separation` of directions given in degrees, in degrees (broadcast)."""
+    return np.degrees(angular_separation(np.radians(ra1_deg), np.radians(dec1_deg), np.radians(ra2_deg),
+                                         np.radians(dec2_deg)))
 
 
 def beam_response(src_ra_rad, src_dec_rad, point_ra_rad, point_dec_rad, freq_hz,

@@ -340,6 +340,9 @@ def prepare_casa(state_dir: str | Path | None = None) -> Path:
         f"logfile = {str(casa_dir / 'casa.log')!r}\n"
         "nologger = True\n"
         "log2term = False\n"
+        "# the measures folder is ours, not casaconfig's casarundata: its 5-line SEVERE notice at every\n"
+        "# casatools import says only that (measures are checked by tests/test_casa_measures.py)\n"
+        "casaconfig_verbose = 0\n"
     )
     if not cfg.exists() or cfg.read_text() != text:
         cfg.write_text(text)

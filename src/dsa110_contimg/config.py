@@ -20,8 +20,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from .errors import ContimgError
 
-class ConfigError(ValueError):
+
+class ConfigError(ContimgError, ValueError):
     """A configuration value is invalid; the message names the variable."""
 
 
@@ -59,6 +61,12 @@ class Settings:
     """Wall-clock limit of one stage of one group, after which it is killed (``PIPELINE_STAGE_TIMEOUT_S``)."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from: ``env:VAR`` or ``default``."""
+
+    @property
+    def catalog_path(self) -> Path:
+        """The master source catalog: ``<state_dir>/catalogs/master_sources.sqlite3`` (``contimg catalog
+        build-master`` writes it there by default; image QA crossmatches with it when it exists)."""
+        return self.state_dir / "catalogs" / "master_sources.sqlite3"
 
     def as_rows(self) -> list[tuple[str, str, str]]:
         """Return ``(variable, value, source)`` rows for display."""
@@ -100,6 +108,17 @@ def _ensure_dir(var: str, path: Path) -> Path:
     if not os.access(path, os.W_OK):
         raise ConfigError(f"{var}={path}: directory is not writable")
     return path
+
+
+def _seconds(var: str, raw: str | None, default: float, lo: float, hi: float) -> float:
+    """A duration variable: ``default`` when unset, else a number in [lo, hi] (else a ConfigError naming ``var``)."""
+    try:
+        value = default if raw is None else float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r}: not a number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{var}={value}: must be between {lo} and {hi} seconds")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = True) -> Settings:
@@ -162,20 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
     if antpos is not None and not antpos.is_file():
         raise ConfigError(f"PIPELINE_ANTPOS_CSV={antpos}: file not found")
     token = get("PIPELINE_API_TOKEN")
-    raw_cache = get("PIPELINE_API_CACHE_S")
-    try:
-        cache_s = 1.0 if raw_cache is None else float(raw_cache)
-    except ValueError:
-        raise ConfigError(f"PIPELINE_API_CACHE_S={raw_cache!r}: not a number") from None
-    if not 0 <= cache_s <= 3600:
-        raise ConfigError(f"PIPELINE_API_CACHE_S={cache_s}: must be between 0 and 3600 seconds")
-    raw_timeout = get("PIPELINE_STAGE_TIMEOUT_S")
-    try:
-        timeout_s = 1800.0 if raw_timeout is None else float(raw_timeout)
-    except ValueError:
-        raise ConfigError(f"PIPELINE_STAGE_TIMEOUT_S={raw_timeout!r}: not a number") from None
-    if not 1 <= timeout_s <= 86400:
-        raise ConfigError(f"PIPELINE_STAGE_TIMEOUT_S={timeout_s}: must be between 1 and 86400 seconds")
+    cache_s = _seconds("PIPELINE_API_CACHE_S", get("PIPELINE_API_CACHE_S"), 1.0, 0, 3600)
+    timeout_s = _seconds("PIPELINE_STAGE_TIMEOUT_S", get("PIPELINE_STAGE_TIMEOUT_S"), 1800.0, 1, 86400)
 
     if create_dirs:
         _ensure_dir("PIPELINE_STATE_DIR", state_dir)

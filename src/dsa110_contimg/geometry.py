@@ -27,6 +27,9 @@ import numpy as np
 
 from .telescope import site_ecef
 
+SIDEREAL_DEG_PER_DAY = 360.98564736629
+"""Rotation of the Earth relative to the stars (deg per UTC day): how fast the sky drifts through the beam."""
+
 
 def _measures():
     from casacore.measures import measures

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ContimgError
+
 TELESCOPE_NAME = "OVRO_DSA"
 """Name the pipeline writes into its products."""
 SITE_LON_DEG = -118.2817
@@ -45,6 +47,10 @@ CORRELATOR_LON_DEG = -118.283405115
 CORRELATOR_ALT_M = 1188.0519
 FRINGESTOP_LON_DEG = -118.283
 """Longitude of the meridian the correlator fringe-stops to (deg)."""
+GROUP_SECONDS = 309.24
+"""Cadence of the observation groups: time between the starts of consecutive groups (s)."""
+INTEGRATION_S = 12.884902
+"""Integration time of the correlator (96 x 0.134217728 s)."""
 
 _WGS84_A = 6378137.0
 _WGS84_F = 1.0 / 298.257223563
@@ -102,7 +108,7 @@ class AntennaTable:
         return self.ecef[self.names.index(str(name))]
 
 
-class AntennaTableError(ValueError):
+class AntennaTableError(ContimgError, ValueError):
     """The station CSV is malformed; the message names the file and the row."""
 
 

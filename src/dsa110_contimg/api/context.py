@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from fastapi import HTTPException
 
 from ..config import Settings
+from ..errors import ContimgError
 
 T = TypeVar("T")
 CACHE_ENTRIES = 512
@@ -30,7 +31,7 @@ REGISTRY_WHAT = "calibration registry"
 """Name of the calibration registry in error messages (as :mod:`dsa110_contimg.db.cal_registry` names it)."""
 
 
-class DatabaseUnavailable(HTTPException):
+class DatabaseUnavailable(HTTPException, ContimgError):
     """A database could not be read: a 503 whose detail names the file and SQLite's error."""
 
     def __init__(self, what: str, path: str | Path, exc: Exception) -> None:

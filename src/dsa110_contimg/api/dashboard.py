@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from ..telescope import GROUP_SECONDS
 from . import data
 from .charts import bar_chart
 from .params import ImageId, Offset, State, page_limit
@@ -70,7 +71,7 @@ def _charts(perf: dict) -> dict[str, Markup]:
     stages = {k: [g[f"{k}_s"] for g in groups] for k in ("convert", "calibrate", "apply", "image", "qa")}
     bins = perf["throughput"]
     return {
-        "stages": Markup(bar_chart(labels, stages, "Where the time went, per group", "s", limit_line=309.24,
+        "stages": Markup(bar_chart(labels, stages, "Where the time went, per group", "s", limit_line=GROUP_SECONDS,
                                    limit_label="309 s cadence", width=1290, height=240)),
         "latency": Markup(bar_chart(labels, {"latency": [g["latency_s"] for g in groups]},
                                     "Latency: last file landed to image recorded", "s")),

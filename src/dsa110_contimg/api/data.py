@@ -126,14 +126,18 @@ def group_detail(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
     stages = []
     for s in STAGE_TIMINGS:
         at = STAGE_ORDER.index(registry.checkpoint_of_timing(s))
-        # a stage a group does not need (calibration of a target) is skipped: later ones are done, it has no time
+        # a stage a group does not need (calibration of a target, photometry of a calibrator field) is skipped:
+        # later ones are done (or the group completed without it) and it has no time
         stages.append({"stage": s, "done": reached >= at, "seconds": seconds[s],
-                       "skipped": seconds[s] is None and reached > at})
+                       "skipped": seconds[s] is None and (reached > at or g.state == "completed")})
     quarantine = quarantine_dir(ctx.settings.incoming_dir)
     files = [{"subband": k, "path": v, "exists": Path(v).is_file(),
               "quarantined": str(quarantine / Path(v).name) if (quarantine / Path(v).name).is_file() else None}
              for k, v in sorted(g.files.items())]
+    from .flags import flag_summary
+
     out = {**group_summary(g), "files": files, "other_files": others, "operator_hold": bool(g.operator_hold),
+           "flags": flag_summary(ctx, group_id),
            "missing_subbands": g.missing_subbands, "notes": g.notes, "checkpoint_path": g.checkpoint_path,
            "stages": stages, "metrics": metrics or {}, "latency_s": (metrics or {}).get("latency_s"),
            "ms": None, "images": []}
@@ -252,7 +256,7 @@ def image_file(ctx: ApiContext, image_id: int, kind: str) -> Path | None:
 
 def calset_dict(s) -> dict[str, Any]:
     """One calibration set with its tables and the URLs of their plots."""
-    from ..db.cal_registry import mjd_to_iso
+    from ..timeconv import mjd_to_iso
 
     name = quote(s.set_name, safe="")
     return {"set_name": s.set_name, "status": s.status, "cal_field": s.cal_field, "refant": s.refant,
@@ -283,13 +287,14 @@ def sets_in_use(ctx: ApiContext, newest_group_id: str | None) -> list[dict[str, 
     reprocessing run or a simulation is calibrated by its own era), or now when there is no group."""
     from ..db import cal_registry as reg
     from ..db.queue_schema import GROUP_ID_FORMAT
+    from ..timeconv import unix_to_mjd
 
     when = (datetime.strptime(newest_group_id, GROUP_ID_FORMAT).replace(tzinfo=timezone.utc) if newest_group_id
             else _now())
     with ctx.registry() as conn:
         if conn is None:
             return []
-        return [calset_dict(s) for s in reg.sets_valid_at(conn, when.timestamp() / 86400.0 + 40587.0)]
+        return [calset_dict(s) for s in reg.sets_valid_at(conn, unix_to_mjd(when.timestamp()))]
 
 
 @cached
@@ -350,8 +355,9 @@ def performance(ctx: ApiContext, limit: int) -> dict[str, Any]:
 
 
 def throughput(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Groups finished per time bin (one 309.24 s group cadence when the span is under 2 h, else 1 h)."""
-    from ..db.queue_schema import GROUP_SECONDS
+    """Groups finished per time bin (one group cadence, :data:`~dsa110_contimg.telescope.GROUP_SECONDS`, when the
+    span is under 2 h, else 1 h)."""
+    from ..telescope import GROUP_SECONDS
 
     times = sorted(datetime.fromisoformat(g["recorded_at"].replace("Z", "+00:00")).timestamp()
                    for g in groups if g.get("recorded_at") and g.get("latency_s") is not None)

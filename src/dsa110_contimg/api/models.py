@@ -141,10 +141,26 @@ class ImageDetail(ImageSummary):
     detections: list[DetectionRow]
 
 
+class FlagSummary(BaseModel):
+    """The RFI flagging of a group's MS."""
+
+    flagger: str | None
+    seconds: float | None
+    fraction_base: float | None = Field(description="Flagged before RFI flagging (autocorrelations, zeros, gaps).")
+    fraction_flagged: float | None = Field(description="Flagged after RFI flagging.")
+    fraction_rfi: float | None = Field(description="Flagged as RFI beyond the base flags.")
+    per_subband: dict[str, float]
+    per_antenna: dict[str, float]
+    per_integration: list[float]
+    flagged_antennas: dict[str, str]
+    plot_url: str | None
+
+
 class GroupDetail(GroupSummary):
     files: list[FileEntry]
     other_files: list[SetAsideFile] = Field(description="Duplicates and late files of this group.")
     operator_hold: bool = Field(description="Held until an operator resolves it (contimg queue release).")
+    flags: FlagSummary | None = Field(default=None, description="RFI flagging report, once flagged.")
     missing_subbands: list[int]
     notes: str | None
     checkpoint_path: str | None

@@ -87,6 +87,14 @@ async def get_group(c: Ctx, group_id: str):
     return _found(data.group_detail(c, group_id), f"group {group_id!r}")
 
 
+@router.get("/groups/{group_id}/flags.png", response_class=FileResponse,
+            summary="The group's RFI flagging plot (flagged fraction in time x frequency, per antenna)")
+async def get_group_flags_plot(c: Ctx, group_id: str):
+    from .flags import flag_plot
+
+    return _serve(c, flag_plot(c, group_id), f"flagging plot of group {group_id!r}", ".png")
+
+
 @router.get("/set_aside", response_model=Page[SetAsideFile], summary="Files the queue set aside, with the reason")
 async def get_set_aside(c: Ctx, kind: ExtraKind | None = None, limit: Limit = 50, offset: Offset = 0):
     """Names that are not subband files, files that are not regular, duplicates and late files, newest first."""

@@ -29,6 +29,8 @@ import re
 from fnmatch import fnmatchcase
 from typing import Iterable, Sequence
 
+from ..errors import ContimgError
+
 MAX_NAMES_IN_ERROR = 12
 """How many available field names an error message lists before truncating."""
 
@@ -36,7 +38,7 @@ _ID = re.compile(r"^[0-9]+$")
 _RANGE = re.compile(r"^([0-9]+)\s*~\s*([0-9]+)$")
 
 
-class FieldSelectionError(ValueError):
+class FieldSelectionError(ContimgError, ValueError):
     """A selection term is malformed, out of range, or matches no field."""
 
 

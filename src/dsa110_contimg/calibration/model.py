@@ -10,11 +10,15 @@ from typing import Callable
 import numpy as np
 
 from ..beam import SPEED_OF_LIGHT, airy_power
+from ..errors import ContimgError
+from ..geometry import apparent_itrf_directions, meridian_itrf_direction
+from ..ms import flagged_fraction, read_ms_info
+from ..timeconv import ms_seconds_to_mjd
 
 log = logging.getLogger(__name__)
 
 
-class ModelCheckError(RuntimeError):
+class ModelCheckError(ContimgError, RuntimeError):
     """MODEL_DATA read back does not hold the model that was written."""
 
 
@@ -84,15 +88,10 @@ def write_point_model(ms_path: str | Path, name: str, ra_deg: float, dec_deg: fl
     """
     from casacore.tables import table
 
-    from ..conversion.direct_writer import read_pointing
-    from ..geometry import apparent_itrf_directions, meridian_itrf_direction
-
     ms_path = str(ms_path)
-    with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
-        freqs = t.getcell("CHAN_FREQ", 0)
-    with table(f"{ms_path}/FIELD", ack=False) as t:
-        centres = t.getcol("PHASE_DIR")[:, 0, :]
-    dec_pt, lon_fs = read_pointing(ms_path)
+    info = read_ms_info(ms_path)
+    freqs, centres = info.freqs_hz, info.field_dirs_rad
+    dec_pt, lon_fs = info.pointing()
     s0 = meridian_itrf_direction(dec_pt, lon_fs)
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     flux = np.asarray(flux_fn(freqs), dtype=float)
@@ -101,7 +100,7 @@ def write_point_model(ms_path: str | Path, name: str, ra_deg: float, dec_deg: fl
         times = t.getcol("TIME")
         utimes, tidx = np.unique(times, return_inverse=True)
         if apply_beam:
-            dirs = apparent_itrf_directions([ra], [dec], utimes / 86400.0)[:, 0, :]
+            dirs = apparent_itrf_directions([ra], [dec], ms_seconds_to_mjd(utimes))[:, 0, :]
             theta = np.arccos(np.clip(dirs @ s0, -1.0, 1.0))
             beam = airy_power(theta[:, None], freqs[None, :])  # (Ntime, Nchan)
         else:
@@ -132,16 +131,6 @@ def write_point_model(ms_path: str | Path, name: str, ra_deg: float, dec_deg: fl
     log.info("MODEL_DATA of %s written (%s, %.3f Jy at %.1f MHz, mean beam %.3f), %d rows checked", name, standard,
              res.flux_ref_jy, freqs[0] / 1e6, res.mean_beam, res.checked_rows)
     return res
-
-
-def flagged_fraction(ms_path: str | Path) -> float:
-    """Fraction of flagged visibilities of an MS."""
-    from casacore.tables import table, taql
-
-    with table(str(ms_path), ack=False) as ms:
-        r = taql("SELECT gsum(ntrue(FLAG)) AS NF, gsum(nelements(FLAG)) AS NE FROM $ms")
-        nf, ne = float(r.getcol("NF")[0]), float(r.getcol("NE")[0])
-    return nf / ne if ne else 0.0
 
 
 def flag_for_calibration(ms_path: str | Path, min_baseline_m: float = 50.0) -> dict:

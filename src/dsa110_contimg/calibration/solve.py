@@ -16,10 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..casa_env import prepare_casa
+from ..catalog.calibrators import lookup_calibrator
+from ..conversion.average import AveragingNotSupported, average_ms, solint_to_integrations
+from ..errors import ContimgError
+from ..ms import read_ms_info
+from .fieldsel import select_fields, to_casa_field_string
+from .model import flag_for_calibration, write_point_model
+from .parallel_bandpass import bandpass_parallel
+from .solution_qa import solution_metrics, solution_plots
+from .transits import find_calibrators, ms_time_range_and_dec
+
 log = logging.getLogger(__name__)
 
 
-class CalibrationError(RuntimeError):
+class CalibrationError(ContimgError, RuntimeError):
     """Calibration cannot proceed; the message says why (no calibrator, no usable refant, ...)."""
 
 
@@ -140,19 +151,10 @@ def choose_refant(ms_path: str | Path, preferred: str = "103", max_flagged: floa
 
 
 def _field_selection(ms_path: Path, spec: str) -> str:
-    from casacore.tables import table
-
-    from .fieldsel import select_fields, to_casa_field_string
-
-    with table(f"{ms_path}/FIELD", ack=False) as t:
-        names = list(t.getcol("NAME"))
-    return to_casa_field_string(select_fields(spec, names))
+    return to_casa_field_string(select_fields(spec, list(read_ms_info(ms_path).field_names)))
 
 
 def _pick_calibrator(ms_path: Path, name: str | None):
-    from .calibrators import lookup_calibrator
-    from .transits import find_calibrators, ms_time_range_and_dec
-
     t0, t1, dec = ms_time_range_and_dec(ms_path)
     if name:
         cal = lookup_calibrator(name)
@@ -175,13 +177,9 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
     CalibrationError
         No calibrator in the beam, no usable reference antenna, or a solve that wrote no table.
     """
-    from ..casa_env import prepare_casa
-
     prepare_casa()
     import casatasks
     from casatasks import gaincal
-
-    from .parallel_bandpass import bandpass_parallel
 
     opts = opts or CalibrateOptions()
     ms_path = Path(ms_path)
@@ -195,8 +193,6 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
     names = table_names(ms_path)
     for p in names.values():
         shutil.rmtree(p, ignore_errors=True)
-
-    from .model import flag_for_calibration, write_point_model
 
     t0 = time.perf_counter()
     flag_info = flag_for_calibration(ms_path, opts.min_baseline_m)
@@ -256,8 +252,6 @@ def calibrate_ms(ms_path: str | Path, opts: CalibrateOptions | None = None) -> C
                           transit_mjd=transit.transit_mjd, field=opts.field, timings=timings,
                           solver_params={**params, "casatasks": casatasks.version_string()})
     t0 = time.perf_counter()
-    from ..qa.calibration import solution_metrics, solution_plots
-
     names_all, frac, _ = antenna_flag_fractions(ms_path)
     with_data = [n for n, f in zip(names_all, frac) if f < 1.0]
     res.metrics = {k: solution_metrics(p, k, with_data) for k, p in tables.items()}
@@ -276,14 +270,8 @@ def _averaged_copy(ms_path: Path, opts: CalibrateOptions, timings: dict) -> tupl
     CASA averages inside each solution interval anyway, so this gives the solvers the
     same input with far less I/O.  Returns the MS to solve on and the gain solint to use.
     """
-    from casacore.tables import table
-
-    from .average import AveragingNotSupported, average_ms, solint_to_integrations
-
-    with table(str(ms_path), ack=False) as t:
-        times = np.unique(t.getcol("TIME"))
-        interval = float(np.median(t.getcol("INTERVAL")))
-    tbin = solint_to_integrations(opts.gain_solint, interval, times.size)
+    info = read_ms_info(ms_path)
+    tbin = solint_to_integrations(opts.gain_solint, info.integration_s, info.n_times)
     cbin = opts.fast_chanbin if opts.fast else 1
     if tbin == 1 and cbin == 1:
         return ms_path, opts.gain_solint

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..beam import airy_power
-from .calibrators import Calibrator, bundled_calibrators
-
-SIDEREAL_DEG_PER_DAY = 360.98564736629
+from ..catalog.calibrators import Calibrator, bundled_calibrators
+from ..catalog.query import cone_search
+from ..geometry import SIDEREAL_DEG_PER_DAY, meridian_j2000
+from ..ms import read_ms_info
+from ..telescope import FRINGESTOP_LON_DEG
 
 
 @dataclass
@@ -51,8 +53,6 @@ class CalibratorTransit:
 
 def _catalog_references(path: Path, ra_deg: float, dec_deg: float, radius_deg: float,
                         min_flux_jy: float) -> list[Calibrator]:
-    from ..catalog.query import cone_search
-
     rows = cone_search(path, ra_deg, dec_deg, radius_deg, table="final_references", min_flux_jy=min_flux_jy)
     out = []
     for r in rows:
@@ -83,9 +83,6 @@ def find_calibrators(start_mjd: float, end_mjd: float, dec_deg: float, opts: Fin
     list of CalibratorTransit
         Ranked by beam-weighted flux, brightest first.
     """
-    from ..geometry import meridian_j2000
-    from ..telescope import FRINGESTOP_LON_DEG
-
     opts = opts or FindOptions()
     lon = np.radians(FRINGESTOP_LON_DEG if lon_deg is None else lon_deg)
     mid = 0.5 * (start_mjd + end_mjd)
@@ -114,13 +111,6 @@ def find_calibrators(start_mjd: float, end_mjd: float, dec_deg: float, opts: Fin
 
 
 def ms_time_range_and_dec(ms_path: str | Path) -> tuple[float, float, float]:
-    """(start_mjd, end_mjd, pointing dec deg) of an MS written by the converter."""
-    from casacore.tables import table
-
-    from ..conversion.direct_writer import read_pointing
-
-    with table(str(ms_path), ack=False) as t:
-        times = t.getcol("TIME")
-        interval = float(np.median(t.getcol("INTERVAL")))
-    dec, _ = read_pointing(ms_path)
-    return ((times.min() - interval / 2) / 86400.0, (times.max() + interval / 2) / 86400.0, float(np.degrees(dec)))
+    """(start_mjd, end_mjd, pointing dec deg) of an MS written by the converter (from its MSInfo)."""
+    info = read_ms_info(ms_path)
+    return info.start_mjd, info.end_mjd, float(np.degrees(info.pointing()[0]))

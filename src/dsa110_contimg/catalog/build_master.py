@@ -2,7 +2,8 @@
 
 Stage function :func:`build_master` (options in, result out); ``python -m
 dsa110_contimg.catalog.build_master`` and ``contimg catalog build-master`` run it
-with the same flags (defined once in :mod:`dsa110_contimg.catalog.cli`).
+with the same command, defined here (:data:`build_master_cmd`; the ``contimg catalog`` group of
+:mod:`dsa110_contimg.catalog.cli` loads it on first use, so that listing the group stays free of numpy).
 
 Choices where the survey data leave room:
 
@@ -20,29 +21,24 @@ Choices where the survey data leave room:
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import logging
 import os
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 
+from ..config import get_settings
 from . import schema
-from .crossmatch import (NVSS_FREQ_HZ, VLASS_FREQ_HZ, crossmatch, dec_band, position_ids, resolved_flag,
-                         spectral_index, spectral_index_error, take, vlass_clean_mask, vlass_ql_corrected)
+from .assemble import assemble_sources
 from .errors import CatalogError
+from .master_io import build_meta, export_csv, file_provenance, insert_rows, read_id_file
 from .readers import FIRST, NVSS, VLASS, SurveyTable, flux_factor, parse_column_mapping, read_survey
 
 log = logging.getLogger(__name__)
-
-DEFAULT_RELATIVE_OUT = Path("catalogs") / "master_sources.sqlite3"
-"""Default output below ``PIPELINE_STATE_DIR``."""
-
 
 @dataclass
 class BuildMasterOptions:
@@ -144,154 +140,9 @@ def _validate(opts: BuildMasterOptions) -> None:
         raise CatalogError("--export-view final_references_table needs --materialize-final")
 
 
-def read_id_file(path: Path) -> list[int]:
-    """Read stable source ids: one per line (first comma/whitespace field), ``#`` comments, optional header."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{path}: cannot read --finalref-ids file ({exc})") from None
-    ids = []
-    for lineno, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        first = text.replace(",", " ").split()[0]
-        if lineno == 1 and first.lower() == "source_id":
-            continue
-        try:
-            ids.append(int(first))
-        except ValueError:
-            raise CatalogError(f"{path}: line {lineno}: {first!r} is not an integer source_id") from None
-    return ids
-
-
-def file_provenance(path: Path) -> dict[str, object]:
-    """sha256, size and modification time of an input file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    st = path.stat()
-    return {"path": str(path.resolve()), "sha256": h.hexdigest(), "size_bytes": st.st_size,
-            "mtime_iso": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat()}
-
-
-def assemble_sources(nvss: SurveyTable, vlass: SurveyTable | None, first: SurveyTable | None,
-                     opts: BuildMasterOptions) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Crossmatch and derive every column of ``sources`` (pure numpy, no I/O).
-
-    Returns
-    -------
-    columns : dict
-        Column name -> array, sorted by ``source_id``; NaN means NULL.
-    counts : dict
-        ``n_dropped``, ``n_vlass_clean``.
-    """
-    c = nvss.columns
-    s = c["flux"]
-    keep = np.isfinite(c["ra"]) & np.isfinite(c["dec"]) & np.isfinite(s)
-    ra, dec = c["ra"][keep], c["dec"][keep]
-    n = len(ra)
-    if n == 0:
-        raise CatalogError(f"{nvss.path}: no NVSS row has a position and a flux")
-    ids = position_ids(ra, dec)
-    order = np.argsort(ids, kind="stable")
-    ids_sorted = ids[order]
-    unique = np.ones(n, dtype=bool)
-    unique[1:] = ids_sorted[1:] != ids_sorted[:-1]
-    rows = np.flatnonzero(keep)[order[unique]]  # NVSS rows used, sorted by id
-    n_dropped = nvss.n_rows - len(rows)
-    if n - len(rows):
-        log.warning("NVSS: %d rows share a position (0.1 arcsec) with another row; kept the first", n - len(rows))
-    ra, dec = c["ra"][rows], c["dec"][rows]
-    m = len(rows)
-
-    def nv(key):
-        return c[key][rows] if key in c else np.full(m, np.nan)
-
-    e_s = nv("flux_err")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = np.where(e_s > 0, nv("flux") / e_s, np.nan)
-    out = {"source_id": ids_sorted[unique], "ra_deg": ra, "dec_deg": dec,
-           "dec_band": dec_band(dec, schema.DEC_BAND_DEG), "s_nvss": nv("flux"), "e_s_nvss": e_s,
-           "snr_nvss": snr, "nvss_maj_arcsec": nv("maj"), "nvss_min_arcsec": nv("min")}
-    nan = np.full(m, np.nan)
-    n_vlass_clean = 0
-    if vlass is not None:
-        v = vlass.columns
-        clean = vlass_clean_mask(v.get("duplicate_flag"), v.get("quality_flag"))
-        clean &= np.isfinite(v["ra"]) & np.isfinite(v["dec"]) & np.isfinite(v["flux"])
-        n_vlass_clean = int(clean.sum())
-        vc = {k: a[clean] for k, a in v.items()}
-        mv = crossmatch(ra, dec, vc["ra"], vc["dec"], opts.match_radius_arcsec)
-        corr = vlass_ql_corrected(vc["flux"], vc.get("peak"), opts.vlass_ql_scale)
-        out.update(s_vlass=take(vc["flux"], mv.index), e_s_vlass=take(vc.get("flux_err", nan[:0]), mv.index),
-                   s_vlass_peak=take(vc.get("peak", nan[:0]), mv.index), s_vlass_corr=take(corr, mv.index),
-                   vlass_dc_maj_arcsec=take(vc.get("dc_maj", nan[:0]), mv.index),
-                   vlass_sep_arcsec=mv.sep_arcsec, n_vlass=mv.n_within)
-    else:
-        out.update(s_vlass=nan, e_s_vlass=nan, s_vlass_peak=nan, s_vlass_corr=nan, vlass_dc_maj_arcsec=nan,
-                   vlass_sep_arcsec=nan, n_vlass=np.zeros(m, dtype=np.int64))
-    if first is not None:
-        f = first.columns
-        ok = np.isfinite(f["ra"]) & np.isfinite(f["dec"])
-        fc = {k: a[ok] for k, a in f.items()}
-        mf = crossmatch(ra, dec, fc["ra"], fc["dec"], opts.match_radius_arcsec)
-        out.update(s_first_peak=take(fc.get("fpeak", nan[:0]), mf.index),
-                   s_first_int=take(fc.get("fint", nan[:0]), mf.index),
-                   first_maj_arcsec=take(fc["maj"], mf.index), first_min_arcsec=take(fc.get("min", nan[:0]), mf.index),
-                   first_sep_arcsec=mf.sep_arcsec, n_first=mf.n_within)
-    else:
-        out.update(s_first_peak=nan, s_first_int=nan, first_maj_arcsec=nan, first_min_arcsec=nan,
-                   first_sep_arcsec=nan, n_first=np.zeros(m, dtype=np.int64))
-    out["alpha"] = spectral_index(out["s_nvss"], NVSS_FREQ_HZ, out["s_vlass_corr"], VLASS_FREQ_HZ)
-    out["e_alpha"] = spectral_index_error(out["s_nvss"], e_s, NVSS_FREQ_HZ, out["s_vlass_corr"],
-                                          out["e_s_vlass"] / np.where(out["s_vlass"] > 0, out["s_vlass"], np.nan)
-                                          * out["s_vlass_corr"], VLASS_FREQ_HZ)
-    flag, src = resolved_flag(out["first_maj_arcsec"], out["vlass_dc_maj_arcsec"], opts.resolved_maj_arcsec)
-    out["resolved_flag"] = np.where(flag < 0, np.nan, flag.astype(float))
-    out["size_source"] = src
-    out["confusion_flag"] = ((out["n_vlass"] > 1) | (out["n_first"] > 1)).astype(np.int64)
-    return out, {"n_dropped": int(n_dropped), "n_vlass_clean": n_vlass_clean}
-
-
-def _insert(conn: sqlite3.Connection, cols: dict[str, np.ndarray], chunk: int = 200_000) -> None:
-    n = len(cols["source_id"])
-    sql = schema.insert_sql()
-    for start in range(0, n, chunk):
-        lists = [cols[name][start:start + chunk].tolist() for name in schema.COLUMN_NAMES]
-        conn.executemany(sql, zip(*lists))
-
-
-def export_csv(conn: sqlite3.Connection, view: str, path: Path) -> int:
-    """Write every row of ``view`` to ``path`` (header = column names, atomically); return the row count."""
-    if view not in schema.VIEWS or not schema.has_table(conn, view):
-        raise CatalogError(f"{path}: cannot export {view!r}: no such table or view")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    cur = conn.execute(f"SELECT * FROM {view} ORDER BY source_id")
-    n = 0
-    try:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow([d[0] for d in cur.description])
-            while rows := cur.fetchmany(50_000):
-                w.writerows(rows)
-                n += len(rows)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CatalogError(f"{path}: cannot write CSV export ({exc.strerror or exc})") from None
-    return n
-
-
 def default_out() -> Path:
-    """``<PIPELINE_STATE_DIR>/catalogs/master_sources.sqlite3``."""
-    from ..config import get_settings
-
-    return get_settings().state_dir / DEFAULT_RELATIVE_OUT
+    """The master catalog's default path, :attr:`~dsa110_contimg.config.Settings.catalog_path`."""
+    return get_settings().catalog_path
 
 
 def build_master(opts: BuildMasterOptions) -> BuildMasterResult:
@@ -347,7 +198,7 @@ def build_master(opts: BuildMasterOptions) -> BuildMasterResult:
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA cache_size=-262144")
             schema.create_sources(conn)
-            _insert(conn, columns)
+            insert_rows(conn, columns)
             t = lap("insert", t)
             schema.create_indices(conn)
             if final_ids is not None:
@@ -368,7 +219,7 @@ def build_master(opts: BuildMasterOptions) -> BuildMasterResult:
                 n_resolved=int(np.nansum(columns["resolved_flag"] == 1)),
                 n_confused=int(columns["confusion_flag"].sum()),
                 n_good_references=n_good, n_final_references=n_final, n_dropped=counts["n_dropped"])
-            meta = _meta(opts, tables, provenance, result, final_ids)
+            meta = build_meta(opts, tables, provenance, result, final_ids)
             schema.write_meta(conn, meta)
             conn.commit()
             if opts.export_csv is not None:
@@ -393,38 +244,85 @@ def build_master(opts: BuildMasterOptions) -> BuildMasterResult:
     return result
 
 
-def _meta(opts, tables, provenance, result, final_ids) -> dict[str, object]:
-    meta: dict[str, object] = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "build_time_iso": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "dec_band_deg": schema.DEC_BAND_DEG,
-        "alpha_definition": "ln(s_vlass_corr/s_nvss)/ln(3.0/1.4): integrated fluxes (NVSS S1.4, VLASS Total_flux)",
-        "resolved_definition": (f"deconvolved major axis > {opts.resolved_maj_arcsec} arcsec "
-                                "(FIRST Maj, else VLASS DC_Maj)"),
-        "confusion_definition": "more than one clean VLASS or more than one FIRST component within the match radius",
-        "vlass_quality_cut": "Duplicate_flag < 2 and Quality_flag in {0, 4}",
-        "n_sources": result.n_sources, "n_good_references": result.n_good_references,
-        "n_final_references": result.n_final_references,
-        "finalref_ids_count": "" if final_ids is None else len(set(final_ids)),
-    }
-    for key, value in asdict(opts).items():
-        if key in ("nvss", "vlass", "first", "out", "export_csv", "export_view"):
-            continue
-        meta[key] = ",".join(value) if isinstance(value, list) else value
-    for name, tab in tables.items():
-        for key, value in provenance[name].items():
-            meta[f"input.{name}.{key}"] = value
-        meta[f"input.{name}.rows"] = tab.n_rows
-        meta[f"input.{name}.columns"] = ",".join(f"{k}={v}" for k, v in tab.mapping.items())
-    if "vlass" in tables:
-        meta["input.vlass.rows_clean"] = result.n_vlass_clean
-    return meta
+_UNITS = click.Choice(["jy", "mjy", "ujy"], case_sensitive=False)
+_PATH_IN = click.Path(path_type=Path, dir_okay=False)
+
+BUILD_MASTER_OPTIONS = [
+    click.option("--nvss", type=_PATH_IN, required=True, help="NVSS catalog (FITS, CSV or TSV)."),
+    click.option("--vlass", type=_PATH_IN, default=None, help="VLASS Quick Look epoch 1 catalog."),
+    click.option("--first", type=_PATH_IN, default=None, help="FIRST catalog."),
+    click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                 help="Output SQLite [<PIPELINE_STATE_DIR>/catalogs/master_sources.sqlite3]."),
+    click.option("--match-radius-arcsec", type=float, default=7.5, show_default=True,
+                 help="Crossmatch radius (arcsec)."),
+    click.option("--nvss-flux-unit", type=_UNITS, default="mjy", show_default=True, help="NVSS flux unit."),
+    click.option("--vlass-flux-unit", type=_UNITS, default="mjy", show_default=True, help="VLASS flux unit."),
+    click.option("--first-flux-unit", type=_UNITS, default="mjy", show_default=True, help="FIRST flux unit."),
+    click.option("--nvss-col", multiple=True, metavar="FIELD=COLUMN",
+                 help="NVSS column mapping, repeatable (fields: ra, dec, flux, flux_err, maj, min, pa)."),
+    click.option("--vlass-col", multiple=True, metavar="FIELD=COLUMN",
+                 help="VLASS column mapping, repeatable (fields: ra, dec, flux, flux_err, peak, peak_err, "
+                      "isl_rms, dc_maj, dc_min, s_code, duplicate_flag, quality_flag)."),
+    click.option("--first-col", multiple=True, metavar="FIELD=COLUMN",
+                 help="FIRST column mapping, repeatable (fields: ra, dec, maj, min, pa, fpeak, fint, rms)."),
+    click.option("--goodref-snr-min", type=float, default=50.0, show_default=True,
+                 help="good_references: NVSS SNR must exceed this."),
+    click.option("--goodref-alpha-min", type=float, default=-1.2, show_default=True,
+                 help="good_references: minimum spectral index."),
+    click.option("--goodref-alpha-max", type=float, default=0.2, show_default=True,
+                 help="good_references: maximum spectral index."),
+    click.option("--finalref-snr-min", type=float, default=80.0, show_default=True,
+                 help="final_references: NVSS SNR must exceed this."),
+    click.option("--finalref-ids", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                 help="File of stable source ids final_references is restricted to."),
+    click.option("--materialize-final", is_flag=True, default=False,
+                 help="Also write final_references as the indexed table final_references_table."),
+    click.option("--export-view", type=click.Choice(["sources", "good_references", "final_references",
+                                                     "final_references_table"]), default=None,
+                 help="Table/view to export with --export-csv [good_references]."),
+    click.option("--export-csv", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                 help="Write the export view to this CSV."),
+    click.option("--resolved-maj-arcsec", type=float, default=5.0, show_default=True,
+                 help="Deconvolved major axis above which a source is resolved (arcsec)."),
+    click.option("--vlass-ql-scale", type=float, default=0.85, show_default=True,
+                 help="VLASS QL fluxes above 3 mJy/beam are divided by this (1 disables)."),
+]
+"""Flags of ``build-master`` (``contimg catalog build-master`` and ``python -m``)."""
+
+
+def build_master_options(func):
+    """Apply :data:`BUILD_MASTER_OPTIONS` to a click command function."""
+    for option in reversed(BUILD_MASTER_OPTIONS):
+        func = option(func)
+    return func
+
+
+@click.command("build-master")
+@build_master_options
+def build_master_cmd(**kw) -> None:
+    """Build the master source catalog SQLite from NVSS (+ VLASS, FIRST) tables."""
+    from rich.console import Console
+
+    for key in ("nvss_col", "vlass_col", "first_col"):
+        kw[key] = list(kw[key])
+    for key in ("nvss_flux_unit", "vlass_flux_unit", "first_flux_unit"):
+        kw[key] = kw[key].lower()
+    try:
+        res = build_master(BuildMasterOptions(**kw))
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    con = Console(stderr=False)
+    con.print(f"[bold]{res.out}[/bold]: {res.n_sources} sources "
+              f"(VLASS matched {res.n_vlass_matched}, FIRST matched {res.n_first_matched}, "
+              f"resolved {res.n_resolved}, confused {res.n_confused}, NVSS rows dropped {res.n_dropped}); "
+              f"good_references {res.n_good_references}, final_references {res.n_final_references}")
+    if res.export_csv is not None:
+        con.print(f"exported {res.n_exported} rows to {res.export_csv}")
+    con.print("timings (s): " + ", ".join(f"{k} {v}" for k, v in res.timings_s.items()))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m dsa110_contimg.catalog.build_master`` (same flags as the CLI)."""
-    from .cli import build_master_cmd
-
+    """Entry point of ``python -m dsa110_contimg.catalog.build_master`` (the same command as the CLI's)."""
     build_master_cmd.main(args=argv, prog_name="python -m dsa110_contimg.catalog.build_master")
 
 

@@ -1,7 +1,8 @@
-"""Numerical kernels of the master catalog: separations, crossmatch, spectral index, flags.
+"""Numerical kernels of the master catalog: the crossmatch (k-d tree), spectral index, flags.
 
 All functions are pure numpy (plus a scipy k-d tree for the crossmatch) and
-take degrees / Jy / arcsec.
+take degrees / Jy / arcsec.  :func:`crossmatch` is the package's one crossmatch:
+the catalog build and image QA both use it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..beam import angular_separation
+from ..beam import separation_deg
 
 NVSS_FREQ_HZ = 1.4e9
 """NVSS observing frequency (Hz)."""
@@ -18,11 +19,6 @@ VLASS_FREQ_HZ = 3.0e9
 """VLASS observing frequency (Hz)."""
 VLASS_QL_PEAK_THRESHOLD_JY = 3e-3
 """VLASS Quick Look epoch 1 fluxes are ~15% low above this peak flux density (Jy/beam)."""
-
-
-def separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Great-circle separation (deg) between directions given in degrees (Vincenty formula)."""
-    return np.degrees(angular_separation(np.radians(ra1), np.radians(dec1), np.radians(ra2), np.radians(dec2)))
 
 
 def radec_to_xyz(ra_deg, dec_deg) -> np.ndarray:

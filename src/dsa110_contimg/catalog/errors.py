@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import ContimgError
 
-class CatalogError(ValueError):
+
+class CatalogError(ContimgError, ValueError):
     """A catalog input or the master catalog is unusable; the message names the file and the problem."""

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..beam import beam_response, separation_deg
 from . import schema
+from .crossmatch import NVSS_FREQ_HZ
 from .errors import CatalogError
 
 CONE_COLUMNS = ("source_id", "ra_deg", "dec_deg", "s_nvss", "snr_nvss", "s_vlass", "alpha",
@@ -150,11 +152,7 @@ def cone_search(db, ra_deg: float, dec_deg: float, radius_deg: float, table: str
     if not rows:
         return out
     data = {c: np.array(v, dtype=float if _DTYPES[c] == "f8" else np.int64) for c, v in zip(cols, zip(*rows))}
-    ra0, dec0 = math.radians(ra_deg), math.radians(dec_deg)
-    ra, dec = np.radians(data["ra_deg"]), np.radians(data["dec_deg"])
-    # haversine: accurate at every radius used here, cheaper than the general formula
-    h = np.sin((dec - dec0) / 2) ** 2 + np.cos(dec) * math.cos(dec0) * np.sin((ra - ra0) / 2) ** 2
-    sep = np.degrees(2.0 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+    sep = separation_deg(ra_deg, dec_deg, data["ra_deg"], data["dec_deg"])
     keep = np.flatnonzero(sep <= radius_deg)
     keep = keep[np.argsort(sep[keep], kind="stable")]
     out = np.empty(len(keep), dtype=out.dtype)
@@ -199,9 +197,6 @@ def brightest_references(db, ra_deg: float, dec_deg: float, radius_deg: float, f
         Structured array: the cone columns plus ``sep_deg``, ``s_freq_jy`` (flux at
         ``freq_hz``), ``pb_weight`` and ``apparent_jy``, brightest first.
     """
-    from ..beam import beam_response
-    from .crossmatch import NVSS_FREQ_HZ
-
     rows = cone_search(db, ra_deg, dec_deg, radius_deg, table=table)
     p_ra = ra_deg if pointing_ra_deg is None else pointing_ra_deg
     p_dec = dec_deg if pointing_dec_deg is None else pointing_dec_deg

@@ -21,12 +21,14 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-
-from .grouping import ConversionInputError, SubbandGroup, check_group_complete, check_headers_agree, discover_groups
+from ..config import get_settings
+from .direct_writer import write_direct
+from .group_meta import read_group_metas
+from .grouping import ConversionInputError, SubbandGroup, check_group_complete, discover_groups
+from .monolithic import write_monolithic
+from .ms_writer import estimate_ms_bytes
 from .staging import StagingArea, clean_orphan_staging, disk_faults
 
 log = logging.getLogger(__name__)
@@ -159,8 +161,6 @@ def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
     size = sum(f.path.stat().st_size for f in group.files.values())
     stage_root = opts.stage_dir
     if stage_root is None:
-        from ..config import get_settings
-
         stage_root = get_settings().stage_dir
     clean_orphan_staging([Path(stage_root), out_dir])
     previous = install_sigterm_handler()
@@ -178,8 +178,6 @@ def convert_group(group: SubbandGroup, opts: ConvertOptions) -> ConvertResult:
 
 
 def _convert_staged(group, opts, writer, metas, stage_root, out_dir, final, needed, res) -> None:
-    from .ms_writer import estimate_ms_bytes
-
     m0 = metas[0]
     nsb = max(opts.expected_subbands, len(group.files), max(group.files) + 1)
     ms_bytes = estimate_ms_bytes(m0.nblts, m0.nfreqs * nsb, m0.npols)
@@ -187,12 +185,8 @@ def _convert_staged(group, opts, writer, metas, stage_root, out_dir, final, need
         staged = stage.path / ms_name(group.group_id)
         with disk_faults(group.group_id, stage.path.parent, stage.role):
             if writer == "direct-subband":
-                from .direct_writer import write_direct
-
                 info = write_direct(group, staged, opts, metas)
             else:
-                from .monolithic import write_monolithic
-
                 info = write_monolithic(group, staged, opts, metas)
         res.timings.update({k: v + res.timings.get(k, 0.0) for k, v in info["timings"].items()})
         res.phase_center_deg = info["phase_center_deg"]
@@ -212,45 +206,6 @@ def _record_nonfinite(group: SubbandGroup, per_subband: dict[int, int], res: Con
         parts = ", ".join(f"{group.files[sb].path.name} {n}" for sb, n in res.nonfinite_by_subband.items() if n)
         log.warning("group %s: %d NaN/Inf visibilities flagged and set to 0 (%s)", group.group_id,
                     res.nonfinite_samples, parts)
-
-
-def group_geometry(metas, opts: ConvertOptions):
-    """Antenna table, record times and phase centres shared by both writers."""
-    from .. import telescope as tel
-    from ..geometry import meridian_j2000
-
-    m0 = metas[0]
-    if opts.antpos_csv is not None:
-        ants = tel.read_station_csv(opts.antpos_csv)
-    else:
-        site = tel.geodetic_to_ecef(m0.site_lat_deg, m0.site_lon_deg, m0.site_alt_m)
-        ants = tel.antenna_table_from_header(m0.antenna_names, m0.antenna_numbers, m0.antenna_positions, site)
-    lon_fs = np.radians(opts.fringestop_lon_deg if opts.fringestop_lon_deg is not None else tel.FRINGESTOP_LON_DEG)
-    jd, tidx = np.unique(m0.time_jd, return_inverse=True)
-    mjd = jd - 2400000.5
-    mid = float(mjd.mean())
-    if opts.phase_center_deg is not None:
-        if opts.phase_per_integration:
-            raise ValueError("phase_center_deg and phase_per_integration exclude each other")
-        centres = np.radians([list(opts.phase_center_deg)])
-        names = [opts.field_name or "phase_center"]
-    elif opts.phase_per_integration:
-        centres = meridian_j2000(m0.dec_rad, mjd, lon_fs)
-        names = [f"meridian_icrs_t{i}" for i in range(len(mjd))]
-    else:
-        centres = meridian_j2000(m0.dec_rad, [mid], lon_fs)
-        stamp = (datetime(1858, 11, 17) + timedelta(days=mid)).strftime("%Y-%m-%dT%H:%M:%S")
-        names = [f"meridian_{stamp}"]
-    return ants, lon_fs, mjd, tidx, mid, centres, names
-
-
-def read_group_metas(group: SubbandGroup):
-    """Read and cross-check the headers of a group (sorted by subband)."""
-    from .reader import read_meta
-
-    metas = [read_meta(p) for p in group.paths()]
-    check_headers_agree(metas)
-    return metas
 
 
 def install_sigterm_handler():

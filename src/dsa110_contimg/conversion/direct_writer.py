@@ -8,8 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import apparent_itrf_directions, j2000_uvw_matrices, meridian_itrf_direction
+from ..ms import mark_corrected, stamp_pointing
+from ..telescope import site_ecef
+from ..timeconv import mjd_to_ms_seconds
+from .group_meta import group_geometry, read_group_metas
 from .grouping import SubbandGroup
 from .kernels import combine_nsample_sums, nsample_sums, rephase, to_ms_orientation
+from .ms_writer import CORR_XX, CORR_YY, MSLayout, create_ms
+from .reader import flag_nonfinite_subband, read_data
 
 MODEL_CHUNK_ROWS = 16384
 
@@ -28,7 +35,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts, metas: list | None = 
     opts : ConvertOptions
         Conversion options.
     metas
-        The group's headers from :func:`~dsa110_contimg.conversion.convert.read_group_metas` (``None``: read them).
+        The group's headers from :func:`~dsa110_contimg.conversion.group_meta.read_group_metas` (``None``: read them).
 
     Returns
     -------
@@ -40,11 +47,6 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts, metas: list | None = 
     ConversionInputError
         A subband file that cannot be read or whose visibilities are all NaN/Inf.
     """
-    from ..geometry import apparent_itrf_directions, j2000_uvw_matrices, meridian_itrf_direction
-    from .convert import group_geometry, read_group_metas
-    from .ms_writer import CORR_XX, CORR_YY, MSLayout, create_ms
-    from .reader import flag_nonfinite_subband, read_data
-
     timings = {"load": 0.0, "phase": 0.0, "write": 0.0, "combine": 0.0}
     t0 = time.perf_counter()
     metas = metas if metas is not None else read_group_metas(group)
@@ -119,13 +121,14 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts, metas: list | None = 
     # --- write the MS
     t0 = time.perf_counter()
     weights, flag_row = combine_nsample_sums(list(sums.values()), nrec, npol)
-    t_sec = mjd * 86400.0
+    t_sec = mjd_to_ms_seconds(mjd)
     int_time = float(np.median(m0.int_time_s))
     corr = [CORR_XX, CORR_YY][:npol] if list(m0.pols[:2]) == [-5, -6] else [CORR_XX + i for i in range(npol)]
     layout = MSLayout(
-        antennas=ants, telescope_name=opts.telescope_name, array_position=_array_position(),
+        antennas=ants, telescope_name=opts.telescope_name, array_position=site_ecef(),
         freqs_hz=freqs, channel_width_hz=width, corr_types=corr, field_names=names,
-        field_dirs_rad=centres, field_times_s=t_sec if opts.phase_per_integration else np.array([mid * 86400.0]),
+        field_dirs_rad=centres,
+        field_times_s=t_sec if opts.phase_per_integration else np.array([mjd_to_ms_seconds(mid)]),
         time_range_s=(float(t_sec[0] - int_time / 2), float(t_sec[-1] + int_time / 2)),
         history=f"converted from {len(group.files)} subband files of group {group.group_id}",
     )
@@ -155,6 +158,7 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts, metas: list | None = 
         ms.putcol("CORRECTED_DATA", vis_all)
         ms.putcolkeyword("DATA", "QuantumUnits", ["Jy"])
         stamp_pointing(ms, m0.dec_rad, lon_fs)
+        mark_corrected(ms, False)  # CORRECTED_DATA is a copy of DATA until the apply stage
         ones = np.ones((min(MODEL_CHUNK_ROWS, nrec), freqs.size, npol), dtype=np.complex64)
         for r0 in range(0, nrec, MODEL_CHUNK_ROWS):
             n = min(MODEL_CHUNK_ROWS, nrec - r0)
@@ -165,26 +169,3 @@ def write_direct(group: SubbandGroup, ms_path: Path, opts, metas: list | None = 
     ra, dec = centres[len(centres) // 2]
     return {"timings": timings, "phase_center_deg": (float(np.degrees(ra)), float(np.degrees(dec))),
             "mid_mjd": mid, "nonfinite": nonfinite}
-
-
-def stamp_pointing(ms, dec_rad: float, lon_rad: float) -> None:
-    """Record the drift-scan pointing (apparent dec, fringe-stop meridian) as main-table keywords."""
-    ms.putkeyword("DSA110_POINTING_DEC_RAD", float(dec_rad))
-    ms.putkeyword("DSA110_FRINGESTOP_LON_RAD", float(lon_rad))
-
-
-def read_pointing(ms_path) -> tuple[float, float]:
-    """(apparent pointing dec, fringe-stop longitude) in rad, as written by the converter."""
-    from casacore.tables import table
-
-    with table(str(ms_path), ack=False) as t:
-        kw = t.getkeywords()
-    if "DSA110_POINTING_DEC_RAD" not in kw:
-        raise ValueError(f"{ms_path}: no DSA110_POINTING_DEC_RAD keyword (not written by dsa110-contimg)")
-    return float(kw["DSA110_POINTING_DEC_RAD"]), float(kw["DSA110_FRINGESTOP_LON_RAD"])
-
-
-def _array_position() -> np.ndarray:
-    from ..telescope import site_ecef
-
-    return site_ecef()

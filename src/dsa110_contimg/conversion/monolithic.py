@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import telescope as tel
+from ..ms import mark_corrected, stamp_pointing
+from .group_meta import group_geometry, read_group_metas
 from .grouping import SubbandGroup
+from .uvh5_io import declare_meridian_phasing, read_group_pyuvdata, set_antenna_positions
 
 
 def write_monolithic(group: SubbandGroup, ms_path: Path, opts, metas: list | None = None) -> dict:
@@ -17,31 +21,13 @@ def write_monolithic(group: SubbandGroup, ms_path: Path, opts, metas: list | Non
     stamped before writing; MODEL_DATA (1 + 0j) and CORRECTED_DATA (= DATA)
     are added afterwards.  NaN/Inf visibilities are flagged and set to 0.
 
-    Parameters
-    ----------
-    group
-        The subband files.
-    ms_path
-        MS to create (in the staging area).
-    opts : ConvertOptions
-        Conversion options.
-    metas
-        The group's headers from :func:`~dsa110_contimg.conversion.convert.read_group_metas` (``None``: read them).
-
-    Returns
-    -------
-    dict
-        ``timings``, ``phase_center_deg``, ``mid_mjd``, ``nonfinite`` (subband -> NaN/Inf samples flagged).
+    Parameters and result as :func:`~dsa110_contimg.conversion.direct_writer.write_direct`.
 
     Raises
     ------
     ConversionInputError
         A subband file pyuvdata cannot read, or whose visibilities are all NaN/Inf.
     """
-    from .. import telescope as tel
-    from .convert import group_geometry, read_group_metas
-    from .uvh5_io import declare_meridian_phasing, read_group_pyuvdata, set_antenna_positions
-
     timings = {"load": 0.0, "phase": 0.0, "write": 0.0, "combine": 0.0}
     t0 = time.perf_counter()
     metas = metas if metas is not None else read_group_metas(group)
@@ -62,7 +48,7 @@ def write_monolithic(group: SubbandGroup, ms_path: Path, opts, metas: list | Non
     else:
         uv.phase(lon=centres[0][0], lat=centres[0][1], epoch="J2000", phase_frame="icrs", cat_name=names[0],
                  cat_type="sidereal")
-    _stamp_identity(uv, ants, opts.telescope_name, tel)
+    _stamp_identity(uv, ants, opts.telescope_name)
     timings["phase"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -70,17 +56,16 @@ def write_monolithic(group: SubbandGroup, ms_path: Path, opts, metas: list | Non
     add_model_corrected(ms_path)
     from casacore.tables import table
 
-    from .direct_writer import stamp_pointing
-
     with table(str(ms_path), readonly=False, ack=False) as t:
         stamp_pointing(t, metas[0].dec_rad, lon_fs)
+        mark_corrected(t, False)  # CORRECTED_DATA is a copy of DATA until the apply stage
     timings["write"] = time.perf_counter() - t0
     ra, dec = centres[len(centres) // 2]
     return {"timings": timings, "phase_center_deg": (float(np.degrees(ra)), float(np.degrees(dec))),
             "mid_mjd": mid, "nonfinite": nonfinite}
 
 
-def _stamp_identity(uv, ants, telescope_name: str, tel) -> None:
+def _stamp_identity(uv, ants, telescope_name: str) -> None:
     """Give the UVData the pipeline's telescope name and site, keeping absolute antenna positions."""
     from astropy.coordinates import EarthLocation
     import astropy.units as u
@@ -88,8 +73,6 @@ def _stamp_identity(uv, ants, telescope_name: str, tel) -> None:
     uv.telescope.name = telescope_name
     uv.telescope.location = EarthLocation.from_geodetic(tel.SITE_LON_DEG * u.deg, tel.SITE_LAT_DEG * u.deg,
                                                         tel.SITE_ALT_M * u.m)
-    from .uvh5_io import set_antenna_positions
-
     set_antenna_positions(uv, ants)
     uv.vis_units = "Jy"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EnvironmentFault, is_environment_oserror
+from ..errors import ContimgError, EnvironmentFault, is_environment_oserror
 from .grouping import ConversionInputError
 from .kernels import flag_nonfinite
 
@@ -55,7 +55,7 @@ class SubbandMeta:
     pols: np.ndarray
 
 
-class _FieldError(Exception):
+class _FieldError(ContimgError):
     """A header field is present but invalid (internal: becomes ConversionInputError)."""
 
 

@@ -14,7 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ..geometry import meridian_j2000, meridian_uvw_matrix
 from ..telescope import FRINGESTOP_LON_DEG, AntennaTable
+from ..timeconv import jd_to_mjd
+from .grouping import ConversionInputError
+from .reader import flag_nonfinite_subband, reraise_if_environment
 
 
 def read_subband_pyuvdata(path: str | Path):
@@ -38,9 +42,6 @@ def read_subband_pyuvdata(path: str | Path):
         Machine trouble (permission denied, too many open files); ``MemoryError`` passes through.
     """
     from pyuvdata import UVData
-
-    from .grouping import ConversionInputError
-    from .reader import reraise_if_environment
 
     path = Path(path)
     uv = UVData()
@@ -79,8 +80,6 @@ def read_group_pyuvdata(paths: Sequence[str | Path], antennas: AntennaTable | No
     ConversionInputError
         A file pyuvdata cannot read, or whose visibilities are all NaN/Inf.
     """
-    from .reader import flag_nonfinite_subband
-
     uvs = []
     for p in paths:
         uv = read_subband_pyuvdata(p)
@@ -128,12 +127,10 @@ def declare_meridian_phasing(uv, fringestop_lon_deg: float = FRINGESTOP_LON_DEG)
     fringestop_lon_deg
         Longitude of the meridian the correlator fringe-stopped to (deg).
     """
-    from ..geometry import meridian_j2000, meridian_uvw_matrix
-
     dec = float(uv.extra_keywords["phase_center_dec"])
     lon = np.radians(fringestop_lon_deg)
     jd = np.unique(uv.time_array)
-    radec = meridian_j2000(dec, jd - 2400000.5, lon)
+    radec = meridian_j2000(dec, jd_to_mjd(jd), lon)
     ra_track = np.unwrap(radec[:, 0])
     tel_xyz = telescope_xyz(uv)
     ant_xyz = np.array(uv.telescope.antenna_positions, dtype=float) + tel_xyz

@@ -13,7 +13,9 @@ most recently created).  Retired sets are never selected but stay in the
 registry for provenance.
 
 This module owns the schema: :data:`SCHEMA_VERSION` and the numbered
-:data:`MIGRATIONS`, applied by :func:`connect` through ``PRAGMA user_version``.
+:data:`MIGRATIONS`, applied by :func:`connect` through ``PRAGMA user_version``,
+and the writes; the queries live in :mod:`.cal_registry_query` and are
+available here too (``reg.active_set_at``).
 
 Examples
 --------
@@ -32,22 +34,20 @@ True
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from . import sqlite_base as _base
+from .cal_registry_query import (STATUSES, _finite, _loads, active_set_at, get_set, list_sets,  # noqa: F401
+                                 nearest_active_set, sets_valid_at)
 from .cal_registry_schema import (CORE_COLUMNS, MIGRATIONS, PROVENANCE_COLUMNS, SCHEMA_VERSION,  # noqa: F401
                                   CalRegistryError, CalSet, CalTableEntry)
 
 DEFAULT_VALIDITY_HOURS = 12.0
 """Default length of a set's validity window, from the calibrator transit (hours)."""
-STATUSES = ("active", "retired")
-"""Allowed values of ``caltables.status``."""
 
-_MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
 
 
 
@@ -94,13 +94,6 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def mjd_to_iso(mjd: float | None) -> str:
-    """Format an MJD (UTC) as ``YYYY-MM-DDTHH:MM:SSZ`` (``'-'`` for ``None``)."""
-    if mjd is None:
-        return "-"
-    return (_MJD_EPOCH + timedelta(days=float(mjd))).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _abspath(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
@@ -116,56 +109,8 @@ def _dumps(value: dict[str, Any] | None, what: str) -> str | None:
         raise CalRegistryError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
-def _loads(text: str | None) -> dict[str, Any] | None:
-    if text is None or text == "":
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"_unparsed": text}
-
-
-def _finite(value: Any, what: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise CalRegistryError(f"{what}={value!r} is not a number") from None
-    if not math.isfinite(x):
-        raise CalRegistryError(f"{what}={value!r} is not finite")
-    return x
-
-
 def _append_note(old: str | None, note: str) -> str:
     return note if not old else f"{old}; {note}"
-
-
-def _rows_to_sets(rows: Sequence[sqlite3.Row]) -> list[CalSet]:
-    groups: dict[str, list[sqlite3.Row]] = {}
-    for r in rows:
-        groups.setdefault(r["set_name"], []).append(r)
-    out = []
-    for name, rs in groups.items():
-        rs = sorted(rs, key=lambda r: (r["order_index"] if r["order_index"] is not None else 1 << 62, r["id"]))
-        first = rs[0]
-        starts = [r["valid_start_mjd"] for r in rs if r["valid_start_mjd"] is not None]
-        ends = [r["valid_end_mjd"] for r in rs]
-        entries = [CalTableEntry(path=r["path"], table_type=r["table_type"], order_index=r["order_index"],
-                                 quality_metrics=_loads(r["quality_metrics"]),
-                                 solver_params=_loads(r["solver_params"]),
-                                 # a reader (the API) may see a registry not yet migrated to version 3
-                                 qa_plot_path=r["qa_plot_path"] if "qa_plot_path" in r.keys() else None)
-                   for r in rs]
-        out.append(CalSet(
-            set_name=name, entries=entries,
-            valid_start_mjd=min(starts) if starts else None,
-            valid_end_mjd=None if any(e is None for e in ends) else max(ends),
-            status="active" if all(r["status"] == "active" for r in rs) else "retired",
-            cal_field=first["cal_field"], refant=first["refant"], source_ms_path=first["source_ms_path"],
-            created_at=max((r["created_at"] for r in rs if r["created_at"]), default=None),
-            solver_command=first["solver_command"], solver_version=first["solver_version"],
-            notes=first["notes"] or "",
-        ))
-    return out
 
 
 def _missing(paths: Sequence[str]) -> list[str]:
@@ -293,20 +238,6 @@ def register_set(conn: sqlite3.Connection, set_name: str, entries: Sequence[CalT
     return get_set(conn, name)
 
 
-def get_set(conn: sqlite3.Connection, set_name: str) -> CalSet:
-    """Return the set called ``set_name``.
-
-    Raises
-    ------
-    CalRegistryError
-        No such set.
-    """
-    rows = conn.execute("SELECT * FROM caltables WHERE set_name = ?", (set_name,)).fetchall()
-    if not rows:
-        raise CalRegistryError(f"unknown calibration set {set_name!r}")
-    return _rows_to_sets(rows)[0]
-
-
 def delete_set(conn: sqlite3.Connection, set_name: str) -> int:
     """Remove every row of ``set_name`` (used when a solve is redone and its tables overwritten).
 
@@ -317,102 +248,6 @@ def delete_set(conn: sqlite3.Connection, set_name: str) -> int:
     """
     with _transaction(conn):
         return conn.execute("DELETE FROM caltables WHERE set_name = ?", (set_name,)).rowcount
-
-
-def list_sets(conn: sqlite3.Connection, status: str | None = None) -> list[CalSet]:
-    """Return the sets, ordered by validity start then name.
-
-    Parameters
-    ----------
-    status
-        ``'active'``, ``'retired'``, or ``None``/``'all'`` for every set.
-    """
-    if status not in (None, "all") + STATUSES:
-        raise CalRegistryError(f"status must be one of {', '.join(STATUSES)} or 'all', got {status!r}")
-    sets = _rows_to_sets(conn.execute("SELECT * FROM caltables ORDER BY id").fetchall())
-    if status in STATUSES:
-        sets = [s for s in sets if s.status == status]
-    return sorted(sets, key=lambda s: (s.valid_start_mjd is None, s.valid_start_mjd or 0.0, s.set_name))
-
-
-def active_set_at(conn: sqlite3.Connection, mjd: float) -> CalSet | None:
-    """The active set to apply to data taken at ``mjd``.
-
-    Among the active sets whose window contains ``mjd`` (ends inclusive), the
-    one whose validity start (the calibrator transit) is nearest in time to
-    ``mjd``; ties go to the most recently created set.
-
-    Parameters
-    ----------
-    conn
-        Connection from :func:`connect`.
-    mjd
-        Time of the data (MJD UTC).
-
-    Returns
-    -------
-    CalSet or None
-        ``None`` when no active set covers ``mjd`` (see :func:`nearest_active_set`).
-    """
-    found = sets_valid_at(conn, mjd, limit=1)
-    return found[0] if found else None
-
-
-def sets_valid_at(conn: sqlite3.Connection, mjd: float, limit: int = -1) -> list[CalSet]:
-    """Every active set whose window contains ``mjd``, in :func:`active_set_at`'s order of preference."""
-    t = _finite(mjd, "mjd")
-    rows = conn.execute(
-        "SELECT set_name, MIN(valid_start_mjd) AS s, MAX(IFNULL(valid_end_mjd, 1e308)) AS e, "
-        "SUM(valid_end_mjd IS NULL) AS n_open, MAX(created_at) AS c, MAX(id) AS i, "
-        "SUM(status != 'active') AS n_retired FROM caltables GROUP BY set_name "
-        "HAVING n_retired = 0 AND s IS NOT NULL AND s <= :t AND (e >= :t OR n_open > 0) "
-        "ORDER BY ABS(:t - s), c DESC, i DESC LIMIT :n", {"t": t, "n": int(limit)}).fetchall()
-    return [get_set(conn, r["set_name"]) for r in rows]
-
-
-def nearest_active_set(conn: sqlite3.Connection, mjd: float, max_gap_hours: float | None = None) -> CalSet | None:
-    """The active set covering ``mjd``, else the active set whose window is nearest to it.
-
-    Use this as an explicit fallback when :func:`active_set_at` finds nothing
-    (e.g. a late calibrator); the caller decides whether extrapolating is acceptable.
-
-    Parameters
-    ----------
-    conn
-        Connection from :func:`connect`.
-    mjd
-        Time of the data (MJD UTC).
-    max_gap_hours
-        Largest allowed distance between ``mjd`` and the nearest window edge;
-        ``None`` for no limit.
-
-    Returns
-    -------
-    CalSet or None
-        The set, or ``None`` when there is no active set within ``max_gap_hours``.
-    """
-    found = active_set_at(conn, mjd)
-    if found is not None:
-        return found
-    t = float(mjd)
-    candidates: list[tuple[float, float, CalSet]] = []
-    for s in list_sets(conn, "active"):
-        if s.valid_start_mjd is None:
-            continue
-        if t < s.valid_start_mjd:
-            gap = s.valid_start_mjd - t
-        else:
-            gap = t - s.valid_end_mjd if s.valid_end_mjd is not None else 0.0
-        candidates.append((gap, abs(t - s.valid_start_mjd), s))
-    if not candidates:
-        return None
-    # most recent first, then (stable) smallest gap, nearest transit
-    candidates.sort(key=lambda c: c[2].created_at or "", reverse=True)
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    gap, _, best = candidates[0]
-    if max_gap_hours is not None and gap * 24.0 > float(max_gap_hours):
-        return None
-    return best
 
 
 def _set_status(conn: sqlite3.Connection, set_name: str, status: str, note: str) -> CalSet:

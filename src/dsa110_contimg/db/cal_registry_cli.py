@@ -38,7 +38,7 @@ def _console():
 
 
 def _window(calset) -> tuple[str, str]:
-    from .cal_registry import mjd_to_iso
+    from ..timeconv import mjd_to_iso
 
     return mjd_to_iso(calset.valid_start_mjd), mjd_to_iso(calset.valid_end_mjd)
 

@@ -6,13 +6,14 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..errors import ContimgError
 from .sqlite_base import add_missing_columns
 
 SCHEMA_VERSION = 3
 """Version stored in ``PRAGMA user_version`` once every migration has run."""
 
 
-class CalRegistryError(ValueError):
+class CalRegistryError(ContimgError, ValueError):
     """Bad input or an inconsistent registry; the message says what and which set/path."""
 
 

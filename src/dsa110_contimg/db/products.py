@@ -51,12 +51,13 @@ from __future__ import annotations
 import os
 import sqlite3
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from . import sqlite_base as _base
 from .products_records import (_BOOL, _DETECTION_KINDS, _IMAGE_DB_NAME, _IMAGE_KINDS, _INT,  # noqa: F401
                                _JSON, _MS_KINDS, _PATH, _REAL, _TEXT, Detection, ImageRecord, MSRecord,
-                               _abspath, _from_db, _jsonable, _record_values, _row_to, _to_db)
+                               _abspath, _check_name, _from_db, _jsonable, _page, _record_values, _row_to, _to_db,
+                               _upsert_sql)
 from .products_schema import (DETECTION_COLUMNS, IMAGE_CORE_COLUMNS, IMAGE_QA_COLUMNS,  # noqa: F401
                               INDICES, MIGRATIONS, MS_COLUMNS, SCHEMA_VERSION, WHAT, ProductsDBError,
                               _create_table, _migration_1, _migration_2,
@@ -119,27 +120,6 @@ def _transaction(conn: sqlite3.Connection):
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _upsert_sql(table: str, key: str, columns: Sequence[str], special: dict[str, str] | None = None) -> str:
-    """``INSERT .. ON CONFLICT(key) DO UPDATE`` keeping the stored value of every column given as NULL."""
-    special = special or {}
-    sets = [f"{c} = {special.get(c, f'COALESCE(excluded.{c}, {table}.{c})')}" for c in columns if c != key]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
-            f"ON CONFLICT({key}) DO UPDATE SET {', '.join(sets)}")
-
-
-def _page(limit: int, offset: int) -> tuple[int, int]:
-    for name, v in (("limit", limit), ("offset", offset)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ProductsDBError(f"{name}={v!r} must be a non-negative integer")
-    return limit, offset
-
-
-def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ProductsDBError(f"{what} must be a non-empty string, got {value!r}")
-    return value.strip()
 
 
 # --------------------------------------------------------------------------- ms_index

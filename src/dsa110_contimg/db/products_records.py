@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import Any, Sequence
 
 from .products_schema import ProductsDBError
+from .sqlite_base import finite_float
 
 @dataclass
 class MSRecord:
@@ -208,15 +209,7 @@ def _to_db(kind: str, value: Any, what: str) -> Any:
             raise ProductsDBError(f"{what}={value!r} is not an integer")
         return i
     if kind == _REAL:
-        if isinstance(value, bool):
-            raise ProductsDBError(f"{what}={value!r} must be a number")
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise ProductsDBError(f"{what}={value!r} is not a number") from None
-        if not math.isfinite(x):
-            raise ProductsDBError(f"{what}={value!r} is not finite (use None for unknown)")
-        return x
+        return finite_float(value, what, ProductsDBError, reject_bool=True, hint=" (use None for unknown)")
     if kind == _JSON:
         if not isinstance(value, dict):
             raise ProductsDBError(f"{what} must be a dict, got {type(value).__name__}")
@@ -257,3 +250,27 @@ def _row_to(cls: type, row: sqlite3.Row | None, kinds: dict[str, str], db_name: 
     for n in extra:
         kwargs[n] = row[n] if n in keys else None
     return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- SQL and argument helpers
+
+
+def _upsert_sql(table: str, key: str, columns: Sequence[str], special: dict[str, str] | None = None) -> str:
+    """``INSERT .. ON CONFLICT(key) DO UPDATE`` keeping the stored value of every column given as NULL."""
+    special = special or {}
+    sets = [f"{c} = {special.get(c, f'COALESCE(excluded.{c}, {table}.{c})')}" for c in columns if c != key]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+            f"ON CONFLICT({key}) DO UPDATE SET {', '.join(sets)}")
+
+
+def _page(limit: int, offset: int) -> tuple[int, int]:
+    for name, v in (("limit", limit), ("offset", offset)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ProductsDBError(f"{name}={v!r} must be a non-negative integer")
+    return limit, offset
+
+
+def _check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProductsDBError(f"{what} must be a non-empty string, got {value!r}")
+    return value.strip()

@@ -11,15 +11,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable
 
+from ..errors import ContimgError
 from . import sqlite_base as _base
 
 WHAT = "products database"
 """Name used in error messages."""
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """Version stored in ``PRAGMA user_version`` once every migration has run."""
 
 
-class ProductsDBError(ValueError):
+class ProductsDBError(ContimgError, ValueError):
     """Bad input or an inconsistent products database; the message says what and which path/id."""
 
 
@@ -136,7 +137,88 @@ def _migration_3(conn: sqlite3.Connection) -> None:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3]
+FLAG_COLUMNS: list[tuple[str, str]] = [
+    ("ms_path", "TEXT PRIMARY KEY"), ("group_id", "TEXT"), ("created_at", "TEXT"), ("flagger", "TEXT"),
+    ("seconds", "REAL"), ("fraction_base", "REAL"), ("fraction_flagged", "REAL"), ("fraction_new", "REAL"),
+    ("plot_path", "TEXT"), ("report_json", "TEXT")]
+"""Columns of ``flag_reports`` (schema version 4): the RFI flagging report of each MS."""
+
+
+def _migration_4(conn: sqlite3.Connection) -> None:
+    """``flag_reports``: one RFI flagging report per Measurement Set."""
+    _create_table(conn, "flag_reports", FLAG_COLUMNS, with_id=False)
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_flag_reports_group ON flag_reports (group_id)")
+
+
+SOURCE_COLUMNS: list[tuple[str, str]] = [
+    ("name", "TEXT"), ("ra_deg", "REAL NOT NULL"), ("dec_deg", "REAL NOT NULL"), ("dec_band", "INTEGER NOT NULL"),
+    ("ra_err_arcsec", "REAL"), ("dec_err_arcsec", "REAL"), ("ref_ra_deg", "REAL NOT NULL"),
+    ("ref_dec_deg", "REAL NOT NULL"), ("pos_w_ra", "REAL NOT NULL DEFAULT 0"), ("pos_wx_ra", "REAL NOT NULL DEFAULT 0"),
+    ("pos_w_dec", "REAL NOT NULL DEFAULT 0"), ("pos_wx_dec", "REAL NOT NULL DEFAULT 0"), ("origin", "TEXT"),
+    ("catalog_source_id", "INTEGER"), ("catalog_sep_arcsec", "REAL"), ("catalog_flux_jy", "REAL"),
+    ("created_at", "TEXT"), ("created_image_id", "INTEGER"),
+    ("n_measurements", "INTEGER NOT NULL DEFAULT 0"), ("n_detections", "INTEGER NOT NULL DEFAULT 0"),
+    ("sum_w", "REAL NOT NULL DEFAULT 0"), ("sum_wf", "REAL NOT NULL DEFAULT 0"), ("sum_wf2", "REAL NOT NULL DEFAULT 0"),
+    ("sum_f", "REAL NOT NULL DEFAULT 0"), ("sum_f2", "REAL NOT NULL DEFAULT 0"),
+    ("flux_mean_jy", "REAL"), ("flux_wmean_jy", "REAL"), ("flux_wmean_err_jy", "REAL"), ("flux_max_jy", "REAL"),
+    ("eta", "REAL"), ("v_index", "REAL"), ("vs_max", "REAL"), ("m_max", "REAL"),
+    ("first_mjd", "REAL"), ("last_mjd", "REAL"), ("first_seen_mjd", "REAL"), ("last_seen_mjd", "REAL"),
+    ("new_sigma", "REAL"), ("is_new", "INTEGER NOT NULL DEFAULT 0"), ("is_variable", "INTEGER NOT NULL DEFAULT 0"),
+    ("updated_at", "TEXT")]
+"""Columns of ``sources`` (schema version 5, after ``id``): position (weighted mean of the detections, with its
+running sums about ``ref_*``), catalog counterpart, running flux sums (``w`` = 1/error**2) and the light-curve
+statistics derived from them, first/last measured (``*_mjd``) and detected (``*_seen_mjd``), flags."""
+MEASUREMENT_COLUMNS: list[tuple[str, str]] = [
+    ("source_id", "INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE"),
+    ("image_id", "INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE"),
+    ("mjd", "REAL NOT NULL"), ("kind", "TEXT NOT NULL"), ("flux_jy", "REAL NOT NULL"),
+    ("flux_err_jy", "REAL NOT NULL"), ("local_rms_jy", "REAL"), ("pb", "REAL"), ("ra_deg", "REAL"),
+    ("dec_deg", "REAL"), ("detection_id", "INTEGER"), ("det_ra_deg", "REAL"), ("det_dec_deg", "REAL"),
+    ("det_ra_err_arcsec", "REAL"), ("det_dec_err_arcsec", "REAL"), ("det_flux_jy", "REAL"), ("sep_arcsec", "REAL"),
+    ("de_ruiter", "REAL"), ("backfilled", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT")]
+"""Columns of ``measurements`` (schema version 5, after ``id``): one forced flux of a source in an image
+(``kind`` 'detection' when a blind detection was associated, with its position and weights)."""
+PHOTOMETRY_IMAGE_COLUMNS: list[tuple[str, str]] = [
+    ("image_id", "INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE"), ("group_id", "TEXT"),
+    ("ms_path", "TEXT"), ("image_path", "TEXT"), ("pbcor_path", "TEXT"), ("mid_mjd", "REAL NOT NULL"),
+    ("first_time_mjd", "REAL"), ("last_time_mjd", "REAL"), ("n_times", "INTEGER"), ("pointing_dec_deg", "REAL"),
+    ("fringestop_lon_deg", "REAL"), ("freq_min_hz", "REAL"), ("freq_max_hz", "REAL"), ("ra_deg", "REAL"),
+    ("dec_deg", "REAL"), ("dec_band", "INTEGER"), ("radius_deg", "REAL"), ("rms_jy", "REAL"),
+    ("beam_major_arcsec", "REAL"), ("beam_minor_arcsec", "REAL"), ("beam_pa_deg", "REAL"), ("n_forced", "INTEGER"),
+    ("n_detections", "INTEGER"), ("n_associated", "INTEGER"), ("n_new_sources", "INTEGER"), ("seconds", "REAL"),
+    ("created_at", "TEXT")]
+"""Columns of ``photometry_images`` (schema version 5): each photometered image, its group and the beam and
+footprint a later new source needs to find the earlier images covering it."""
+SOURCE_INDICES: list[tuple[str, str, str]] = [
+    ("idx_sources_position", "sources", "dec_band, ra_deg"),
+    ("idx_sources_eta", "sources", "eta"),
+    ("idx_sources_v", "sources", "v_index"),
+    ("idx_sources_variable", "sources", "is_variable, eta"),
+    ("idx_sources_new", "sources", "is_new, id"),
+    ("idx_sources_catalog", "sources", "catalog_source_id"),
+    ("idx_measurements_image", "measurements", "image_id"),
+    ("idx_measurements_lightcurve", "measurements", "source_id, mjd"),
+    ("idx_photometry_images_time", "photometry_images", "mid_mjd"),
+    ("idx_photometry_images_position", "photometry_images", "dec_band, ra_deg"),
+    ("idx_photometry_images_group", "photometry_images", "group_id"),
+]
+"""Indices created by schema version 5 (and the unique ``(source_id, image_id)`` of ``measurements``): variable
+(eta / V thresholds, the flag), new, by position, by catalog counterpart, by image, a light curve by time."""
+
+
+def _migration_5(conn: sqlite3.Connection) -> None:
+    """Survey science: ``sources``, their ``measurements`` (one per source and image) and ``photometry_images``."""
+    _create_table(conn, "sources", SOURCE_COLUMNS, with_id=True)
+    _create_table(conn, "measurements", MEASUREMENT_COLUMNS, with_id=True)
+    _create_table(conn, "photometry_images", PHOTOMETRY_IMAGE_COLUMNS, with_id=False)
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_measurements_source_image "
+                 "ON measurements (source_id, image_id)")
+    for name, table, columns in SOURCE_INDICES:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
+                                                          _migration_5]
 """``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -45,12 +45,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..conversion.grouping import check_subband_name
+from ..telescope import GROUP_SECONDS
 from . import sqlite_base as _base
 
 log = logging.getLogger(__name__)
 
 from .queue_schema import (COLLECTING, COMPLETED, FAILED, FILE_COLUMNS, GROUP_ID_FORMAT,  # noqa: F401
-                           GROUP_SECONDS, HEARTBEAT_COLUMNS, HELD, IN_PROGRESS, METRIC_COLUMNS, METRIC_FIELDS,
+                           HEARTBEAT_COLUMNS, HELD, IN_PROGRESS, METRIC_COLUMNS, METRIC_FIELDS,
                            MIGRATIONS, PENDING, QUEUE_COLUMNS, SCHEMA_VERSION, STATES, WHAT, QueueDBError,
                            _iso, _to_unix, _unix)
 from .queue_metrics import Heartbeat, beat, get_heartbeat, get_metrics, list_metrics, record_metrics  # noqa: F401
@@ -61,6 +62,19 @@ from .queue_files import (ExtraFile, conflict_reason, conflicts, count_extra_fil
 
 
 # --------------------------------------------------------------------------- collecting
+
+
+def _registered(conn: sqlite3.Connection, gid: str, sb: int):
+    """The row of the file registered for subband ``sb`` of group ``gid``, or None."""
+    return conn.execute("SELECT path FROM subband_files WHERE group_id = ? AND subband_idx = ?", (gid, sb)).fetchone()
+
+
+def _duplicate_subband(conn: sqlite3.Connection, apath: str, other, gid: str, sb: int, state: str, t: float,
+                       when: str = "") -> AddFileResult:
+    """Set ``apath`` aside as a second file for a subband that ``other`` already fills."""
+    set_aside(conn, apath, "duplicate-unchecked", f"second file for sb{sb:02d} (registered: "
+              f"{os.path.basename(other['path'])}){when}", gid, sb, now=t)
+    return AddFileResult(gid, sb, "duplicate-subband", state, reason="duplicate subband", other_path=other["path"])
 
 
 def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s: float = 30.0,
@@ -121,13 +135,10 @@ def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s
             gid, state = joinable[0][1], joinable[0][2]
         elif near:
             gid, state = near[0][1], near[0][2]
-            other = conn.execute("SELECT path FROM subband_files WHERE group_id = ? AND subband_idx = ?",
-                                 (gid, sb)).fetchone()
+            other = _registered(conn, gid, sb)
             if other is not None:
-                set_aside(conn, apath, "duplicate-unchecked", f"second file for sb{sb:02d} (registered: "
-                          f"{os.path.basename(other['path'])}), arrived when the group was {state}", gid, sb, now=t)
-                return AddFileResult(gid, sb, "duplicate-subband", state, reason="duplicate subband",
-                                     other_path=other["path"])
+                return _duplicate_subband(conn, apath, other, gid, sb, state, t,
+                                          f", arrived when the group was {state}")
             reason = f"arrived after group {gid} was {state}"
             set_aside(conn, apath, "late", reason, gid, sb, now=t)
             return AddFileResult(gid, sb, "late", state, reason=reason)
@@ -136,13 +147,9 @@ def add_file(conn: sqlite3.Connection, path: str | os.PathLike[str], tolerance_s
             conn.execute("INSERT INTO ingest_queue (group_id, state, received_at, last_update, expected_subbands, "
                          "retry_count, chunk_minutes, next_attempt_at, partial) VALUES (?, ?, ?, ?, ?, 0, ?, 0, 0)",
                          (gid, COLLECTING, _iso(t), _iso(t), expected_subbands, chunk_minutes))
-        other = conn.execute("SELECT path FROM subband_files WHERE group_id = ? AND subband_idx = ?",
-                             (gid, sb)).fetchone()
+        other = _registered(conn, gid, sb)
         if other is not None:
-            set_aside(conn, apath, "duplicate-unchecked", f"second file for sb{sb:02d} (registered: "
-                      f"{os.path.basename(other['path'])})", gid, sb, now=t)
-            return AddFileResult(gid, sb, "duplicate-subband", state, reason="duplicate subband",
-                                 other_path=other["path"])
+            return _duplicate_subband(conn, apath, other, gid, sb, state, t)
         conn.execute("INSERT INTO subband_files (group_id, subband_idx, path, added_at) VALUES (?, ?, ?, ?)",
                      (gid, sb, apath, _iso(t)))
         row = conn.execute("SELECT expected_subbands, (SELECT COUNT(*) FROM subband_files f WHERE f.group_id = "

@@ -7,6 +7,7 @@ import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 
+from ..errors import ContimgError
 from . import sqlite_base as _base
 
 WHAT = "ingest queue database"
@@ -16,13 +17,11 @@ COLLECTING, PENDING, IN_PROGRESS, COMPLETED, FAILED, HELD = (
     "collecting", "pending", "in_progress", "completed", "failed", "held")
 STATES = (COLLECTING, PENDING, IN_PROGRESS, COMPLETED, FAILED, HELD)
 """Every state of a group."""
-GROUP_SECONDS = 309.24
-"""Length of one DSA-110 observation group (s)."""
 GROUP_ID_FORMAT = "%Y-%m-%dT%H:%M:%S"
 """Format of ``group_id`` (the timestamp of the group's first file)."""
 
 
-class QueueDBError(ValueError):
+class QueueDBError(ContimgError, ValueError):
     """Bad input, an unknown group or a forbidden state change; the message names the group."""
 
 

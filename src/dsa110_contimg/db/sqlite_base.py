@@ -7,15 +7,30 @@ through ``PRAGMA user_version`` by :func:`open_database`.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import DatabaseFault
 
 Migration = Callable[[sqlite3.Connection], None]
+
+
+def finite_float(value: Any, what: str, error: type[Exception], reject_bool: bool = False, hint: str = "") -> float:
+    """``float(value)``, or ``error`` naming ``what`` when it is not a finite number (nor a bool, with
+    ``reject_bool``); ``hint`` is appended to the not-finite message."""
+    if reject_bool and isinstance(value, bool):
+        raise error(f"{what}={value!r} must be a number")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{what}={value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise error(f"{what}={value!r} is not finite{hint}")
+    return x
 
 
 def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:

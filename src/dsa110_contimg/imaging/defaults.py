@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..beam import SPEED_OF_LIGHT, airy_power
+from ..geometry import SIDEREAL_DEG_PER_DAY
+from ..ms import MSInfo, read_ms_info
 from ..telescope import DISH_DIAMETER_M
+from ..timeconv import SECONDS_PER_DAY
 
 GOOD_SIZES = sorted({2**a * 3**b * 5**c for a in range(1, 14) for b in range(3) for c in range(2)
                      if 64 <= 2**a * 3**b * 5**c <= 8192 and (2**a * 3**b * 5**c) % 2 == 0})
@@ -33,8 +36,9 @@ class MSGeometry:
     """Declination of the phase centre."""
 
 
-def read_geometry(ms_path: str | Path) -> MSGeometry:
-    """Read the quantities the defaults need from an MS (unflagged cross-correlations)."""
+def read_geometry(ms_path: str | Path, info: MSInfo | None = None) -> MSGeometry:
+    """Read the quantities the defaults need from an MS: projected baselines and time span of the unflagged
+    cross-correlations; frequencies and phase centre from :func:`~dsa110_contimg.ms.read_ms_info`."""
     from casacore.tables import table, taql
 
     with table(str(ms_path), ack=False) as t:
@@ -42,11 +46,9 @@ def read_geometry(ms_path: str | Path) -> MSGeometry:
         uvw, times, dt = sub.getcol("UVW"), sub.getcol("TIME"), float(np.max(sub.getcol("INTERVAL")))
     uvd = np.hypot(uvw[:, 0], uvw[:, 1])
     uv, p90, t0, t1 = float(uvd.max()), float(np.percentile(uvd, 90)), float(times.min()), float(times.max())
-    with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
-        f = t.getcell("CHAN_FREQ", 0)
-    with table(f"{ms_path}/FIELD", ack=False) as t:
-        dec = float(t.getcol("PHASE_DIR")[0, 0, 1])
-    return MSGeometry(uv, p90, float(f.min()), float(f.max()), t1 - t0 + dt, dec)
+    info = info or read_ms_info(ms_path)
+    f = info.freqs_hz
+    return MSGeometry(uv, p90, float(f.min()), float(f.max()), t1 - t0 + dt, info.phase_centre_rad[1])
 
 
 def pb_radius_rad(level: float, freq_hz: float, diameter_m: float = DISH_DIAMETER_M) -> float:
@@ -78,7 +80,7 @@ def default_cell_and_size(geom: MSGeometry, pb_level: float = 0.1, oversample: f
     beam = SPEED_OF_LIGHT / geom.freq_max_hz / max(geom.p90_uv_m, 1.0)
     cell = float(np.degrees(beam / oversample) * 3600)
     cell = max(0.1, np.floor(cell * 10) / 10)
-    drift = np.radians(geom.duration_s * 360.98564736629 / 86400.0) * np.cos(geom.dec_rad)
+    drift = np.radians(geom.duration_s * SIDEREAL_DEG_PER_DAY / SECONDS_PER_DAY) * np.cos(geom.dec_rad)
     radius = pb_radius_rad(pb_level, geom.freq_min_hz) + drift / 2
     size = good_size(int(np.ceil(2 * np.degrees(radius) * 3600 / cell)))
     if max_size is not None:

@@ -1,56 +1,26 @@
-"""FITS products: complete headers, and primary-beam correction with the package's beam model."""
+"""FITS products: complete headers, and primary-beam correction with the package's beam model.
+
+What they need to know about the observation is the MS's :class:`~dsa110_contimg.ms.MSInfo`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..beam import airy_power, angular_separation
+from ..geometry import meridian_j2000
+from ..ms import MSInfo
 
 
-@dataclass
-class ObservationInfo:
-    """What the FITS headers and the primary beam need to know about the observation."""
-
-    date_obs: str
-    """Start of the data, ISO UTC."""
-    times_mjd: np.ndarray
-    """Integration times (UTC MJD)."""
-    freqs_hz: np.ndarray
-    """Channel frequencies."""
-    pointing_dec_rad: float
-    """Apparent declination of the drift-scan pointing."""
-    fringestop_lon_rad: float
-    """Meridian longitude of the pointing."""
-    telescope: str
-    """Telescope name."""
-
-
-def read_observation_info(ms_path: str | Path) -> ObservationInfo:
-    """Read times, frequencies, pointing and telescope name from a converted MS."""
-    from casacore.tables import table
-
-    from ..conversion.direct_writer import read_pointing
-
-    with table(str(ms_path), ack=False) as t:
-        times = np.unique(t.getcol("TIME")) / 86400.0
-        interval = float(t.getcell("INTERVAL", 0))
-    with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
-        freqs = t.getcell("CHAN_FREQ", 0)
-    with table(f"{ms_path}/OBSERVATION", ack=False) as t:
-        tel = t.getcell("TELESCOPE_NAME", 0)
-    dec, lon = read_pointing(ms_path)
-    from astropy.time import Time
-
-    start = Time(times[0] - interval / 2 / 86400.0, format="mjd", scale="utc").isot
-    return ObservationInfo(start, times, freqs, dec, lon, tel)
-
-
-def complete_header(fits_path: str | Path, info: ObservationInfo, bunit: str = "JY/BEAM",
+def complete_header(fits_path: str | Path, info: MSInfo, bunit: str = "JY/BEAM",
                     extra: dict | None = None, require_beam: bool = True) -> None:
-    """Make sure a FITS image carries TELESCOP, BUNIT, DATE-OBS, the beam and a frequency axis.
+    """Make sure a FITS image carries TELESCOP, BUNIT, DATE-OBS, MJD-OBS, RADESYS, the beam and a frequency axis.
+
+    The header is complete, so astropy's WCS has nothing to fix (no ``FITSFixedWarning``):
+    MJD-OBS is DATE-OBS as an MJD, RADESYS is FK5 for the J2000 (EQUINOX 2000)
+    coordinates the imagers write without naming the frame.
 
     Raises
     ------
@@ -58,6 +28,7 @@ def complete_header(fits_path: str | Path, info: ObservationInfo, bunit: str = "
         When the image has no beam and no frequency axis can be found.
     """
     from astropy.io import fits
+    from astropy.time import Time
 
     with fits.open(fits_path, mode="update") as hdul:
         h = hdul[0].header
@@ -65,6 +36,10 @@ def complete_header(fits_path: str | Path, info: ObservationInfo, bunit: str = "
         h["INSTRUME"] = "DSA-110"
         h["BUNIT"] = bunit
         h["DATE-OBS"] = info.date_obs
+        h["MJD-OBS"] = (float(Time(info.date_obs, scale="utc").mjd), "[d] DATE-OBS as an MJD (UTC)")
+        if "RADESYS" not in h:
+            h["EQUINOX"] = (float(h.get("EQUINOX", 2000.0)), "[yr] equinox of the celestial coordinates")
+            h["RADESYS"] = ("FK5", "frame of the J2000 coordinates")
         h["ORIGIN"] = "dsa110-contimg"
         if require_beam and not all(k in h for k in ("BMAJ", "BMIN", "BPA")):
             raise ValueError(f"{fits_path}: no restoring beam (BMAJ/BMIN/BPA) in the header")
@@ -74,7 +49,7 @@ def complete_header(fits_path: str | Path, info: ObservationInfo, bunit: str = "
             h[k] = v
 
 
-def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: ObservationInfo, n_freq: int = 8,
+def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: MSInfo, n_freq: int = 8,
                   n_time: int = 12) -> np.ndarray:
     """Primary-beam power of a drift scan, averaged over the group's times and band.
 
@@ -90,8 +65,6 @@ def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: ObservationInfo
     n_freq, n_time
         Number of frequencies and times sampled for the average.
     """
-    from ..geometry import meridian_j2000
-
     times = info.times_mjd
     t_s = times[np.linspace(0, times.size - 1, min(n_time, times.size)).round().astype(int)]
     f_s = np.linspace(info.freqs_hz.min(), info.freqs_hz.max(), n_freq)
@@ -105,7 +78,7 @@ def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: ObservationInfo
     return pb / (len(pointings) * len(f_s))
 
 
-def pb_image(fits_path: str | Path, info: ObservationInfo, grid: int = 64) -> np.ndarray:
+def pb_image(fits_path: str | Path, info: MSInfo, grid: int = 64) -> np.ndarray:
     """Drift-scan primary beam on the pixel grid of an image (evaluated on a coarse grid, interpolated)."""
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -124,7 +97,7 @@ def pb_image(fits_path: str | Path, info: ObservationInfo, grid: int = 64) -> np
     return interp(np.stack([py.ravel(), px.ravel()], axis=-1)).reshape(ny, nx)
 
 
-def write_pbcor(image_fits: str | Path, out_fits: str | Path, info: ObservationInfo,
+def write_pbcor(image_fits: str | Path, out_fits: str | Path, info: MSInfo,
                 cutoff: float = 0.1) -> Path:
     """Write the primary-beam-corrected image (blank where the beam is below ``cutoff``)."""
     from astropy.io import fits

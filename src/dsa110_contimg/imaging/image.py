@@ -12,14 +12,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ..conversion.average import AveragingNotSupported, average_ms
+from ..errors import ContimgError
+from ..ms import MSInfo, flagged_fraction, read_ms_info
+from .defaults import default_cell_and_size, read_geometry
+from .fits_products import complete_header, write_pbcor
 from .products import ImageSet
+from .tclean import TcleanOptions, run_tclean
+from .wsclean import WSCleanError, WSCleanOptions, run_wsclean, wsclean_binary
 
 log = logging.getLogger(__name__)
 
 
-class ImagingError(RuntimeError):
+class ImagingError(ContimgError, RuntimeError):
     """The MS cannot be imaged as asked; the message names the MS and the reason."""
 
 
@@ -46,7 +51,7 @@ class ImageOptions:
     threshold_jy: float | None = None
     """Absolute stopping threshold (Jy); default 3 sigma of the residual."""
     datacolumn: str = "auto"
-    """'auto' (CORRECTED_DATA when calibrated, else DATA with a warning), 'data' or 'corrected'."""
+    """'auto' (CORRECTED_DATA when the MS says it is calibrated, else DATA with a warning), 'data' or 'corrected'."""
     pbcor: bool = True
     """Also write a primary-beam-corrected FITS."""
     out_dir: Path | None = None
@@ -81,8 +86,11 @@ class ImageResult:
     """Seconds: prepare, image, fits, pbcor, total."""
 
 
-def resolve_datacolumn(ms_path: str | Path, requested: str) -> tuple[str, str | None]:
+def resolve_datacolumn(ms_path: str | Path, requested: str, info: MSInfo | None = None) -> tuple[str, str | None]:
     """Which column to image, and a warning when it is uncalibrated DATA.
+
+    'auto' images CORRECTED_DATA when the MS's explicit flag says it holds applied calibration
+    (:attr:`~dsa110_contimg.ms.MSInfo.corrected_is_calibrated`, set by the apply stage), else DATA.
 
     Raises
     ------
@@ -93,35 +101,27 @@ def resolve_datacolumn(ms_path: str | Path, requested: str) -> tuple[str, str | 
 
     with table(str(ms_path), ack=False) as t:
         has_corr = "CORRECTED_DATA" in t.colnames()
-        if requested == "corrected":
-            if not has_corr:
-                raise ImagingError(f"{ms_path}: datacolumn 'corrected' forced but the MS has no CORRECTED_DATA")
-            return "CORRECTED_DATA", None
-        if requested == "data":
-            return "DATA", None
-        if requested != "auto":
-            raise ImagingError(f"{ms_path}: unknown datacolumn {requested!r}")
-        if has_corr:
-            n = t.nrows()
-            rows = min(n, 4000)
-            start = max(0, n // 2 - rows // 2)
-            d, c = t.getcol("DATA", start, rows), t.getcol("CORRECTED_DATA", start, rows)
-            if not np.allclose(d, c):
-                return "CORRECTED_DATA", None
+    if requested == "corrected":
+        if not has_corr:
+            raise ImagingError(f"{ms_path}: datacolumn 'corrected' forced but the MS has no CORRECTED_DATA")
+        return "CORRECTED_DATA", None
+    if requested == "data":
+        return "DATA", None
+    if requested != "auto":
+        raise ImagingError(f"{ms_path}: unknown datacolumn {requested!r}")
+    info = info or read_ms_info(ms_path)
+    if has_corr and info.corrected_is_calibrated:
+        return "CORRECTED_DATA", None
     return "DATA", f"{Path(ms_path).name}: no applied calibration in CORRECTED_DATA; imaging uncalibrated DATA"
 
 
 def _check_not_all_flagged(ms_path: Path) -> None:
-    from ..calibration.model import flagged_fraction
-
     if flagged_fraction(ms_path) >= 1.0:
         raise ImagingError(f"{ms_path}: all data are flagged; nothing to image")
 
 
 def choose_backend(requested: str | None) -> tuple[str, str | None]:
     """Backend to use and a warning when WSClean was wanted but is missing."""
-    from .wsclean import wsclean_binary
-
     if requested not in (None, "wsclean", "tclean"):
         raise ImagingError(f"unknown imaging backend {requested!r}")
     if requested == "tclean":
@@ -131,15 +131,9 @@ def choose_backend(requested: str | None) -> tuple[str, str | None]:
     return "wsclean", None
 
 
-def _quick_average(ms_path: Path, column: str, channels: int, out_dir: Path) -> Path | None:
+def _quick_average(ms_path: Path, info: MSInfo, column: str, channels: int, out_dir: Path) -> Path | None:
     """Average ``column`` to about ``channels`` channels in a temporary MS (None when not worth it)."""
-    from casacore.tables import table
-
-    from ..calibration.average import AveragingNotSupported, average_ms
-
-    with table(f"{ms_path}/SPECTRAL_WINDOW", ack=False) as t:
-        nchan = int(t.getcell("NUM_CHAN", 0))
-    chan_bin = nchan // channels
+    chan_bin = info.n_channels // channels
     if chan_bin < 2:
         return None
     dst = out_dir / f".{ms_path.stem}.quick.tmp.ms"
@@ -155,16 +149,12 @@ def _quick_average(ms_path: Path, column: str, channels: int, out_dir: Path) -> 
 def _run_backend(backend: str, ms: Path, column: str, prefix: Path, size: int, cell: float, niter: int,
                  opts: ImageOptions) -> ImageSet:
     if backend == "wsclean":
-        from .wsclean import WSCleanError, WSCleanOptions, run_wsclean
-
         weight = f"briggs {opts.robust}" if opts.weighting == "briggs" else opts.weighting
         try:
             return run_wsclean(ms, prefix, WSCleanOptions(size=size, scale_arcsec=cell, niter=niter, weight=weight,
                                                           threshold_jy=opts.threshold_jy, data_column=column))
         except WSCleanError as exc:
             raise ImagingError(str(exc)) from None
-    from .tclean import TcleanOptions, run_tclean
-
     return run_tclean(ms, prefix, TcleanOptions(
         imsize=size, cell_arcsec=cell, niter=niter, weighting=opts.weighting, robust=opts.robust,
         threshold=f"{opts.threshold_jy}Jy" if opts.threshold_jy else "0mJy",
@@ -179,8 +169,6 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     ImagingError
         All data flagged, a forced CORRECTED_DATA that does not exist, or a failed imager.
     """
-    from .defaults import default_cell_and_size, read_geometry
-
     opts = opts or ImageOptions()
     t_all = time.perf_counter()
     ms_path = Path(ms_path)
@@ -190,13 +178,14 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     warnings: list[str] = []
     t0 = time.perf_counter()
     _check_not_all_flagged(ms_path)
-    column, warn = resolve_datacolumn(ms_path, opts.datacolumn)
+    info = read_ms_info(ms_path)
+    column, warn = resolve_datacolumn(ms_path, opts.datacolumn, info)
     if warn:
         warnings.append(warn)
     backend, warn = choose_backend(opts.backend)
     if warn:
         warnings.append(warn)
-    geom = read_geometry(ms_path)
+    geom = read_geometry(ms_path, info)
     cell, size = default_cell_and_size(geom, max_size=opts.quick_max_size if opts.quick else None)
     cell = opts.cell_arcsec or cell
     size = opts.imsize or size
@@ -213,7 +202,7 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     image_src, image_col = ms_path, column
     averaged = None
     if opts.quick:
-        averaged = _quick_average(ms_path, column, opts.quick_channels, out_dir)
+        averaged = _quick_average(ms_path, info, column, opts.quick_channels, out_dir)
         if averaged is not None:
             image_src, image_col = averaged, "DATA"
             timings["average"] = time.perf_counter() - t0 - timings["prepare"]
@@ -226,10 +215,8 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     timings["image"] = time.perf_counter() - t0
 
     if not opts.skip_fits:
-        from .fits_products import complete_header, read_observation_info, write_pbcor
-
         t0 = time.perf_counter()
-        info = read_observation_info(ms_path)
+        info.pointing()  # the primary beam needs the drift-scan pointing: an MS from elsewhere fails here
         for p, restored in ((images.image, True), (images.residual, False)):
             if p is not None:
                 complete_header(p, info, extra={"DATACOL": column, "IMAGER": backend}, require_beam=restored)

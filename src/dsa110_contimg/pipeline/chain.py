@@ -15,14 +15,20 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Union
+from typing import Mapping, Union
 
-if TYPE_CHECKING:  # the results' types, without importing the stages' libraries
-    from ..calibration.apply import ApplyResult
-    from ..calibration.solve import CalibrateResult
-    from ..conversion.convert import ConvertResult
-    from ..imaging.image import ImageResult
-    from ..qa.image_qa import ImageQAResult
+import numpy as np
+
+from ..calibration.apply import ApplyResult
+from ..calibration.solve import CalibrateOptions, CalibrateResult, calibrate_ms
+from ..calibration.transits import find_calibrators
+from ..conversion.convert import ConvertOptions, ConvertResult, convert_group
+from ..conversion.grouping import SubbandGroup, parse_subband_name
+from ..conversion.reader import read_meta
+from ..imaging.image import ImageOptions, ImageResult, image_ms
+from ..qa.image_qa import ImageQAOptions, ImageQAResult, run_image_qa
+from ..timeconv import SECONDS_PER_DAY, jd_to_mjd
+from .calsets import apply_calibration
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,10 @@ class ChainConfig:
     """Quick imaging (1024 px, 500 iterations, 96 channels)."""
     catalog_path: Path | None = None
     """Master catalog for the QA crossmatch."""
+    flagger: str = "aoflagger"
+    """RFI flagger of the flag stage: 'aoflagger', 'casa' or 'none' (no flag stage)."""
+    products_db: Path | None = None
+    """Products database (read by workers, e.g. the known sources for photometry; written by the daemon)."""
 
 
 @dataclass(frozen=True)
@@ -73,13 +83,13 @@ class StageJob:
 class ImageProducts:
     """Result of the image stage: the images and their QA."""
 
-    image: "ImageResult"
+    image: ImageResult
     """Images written (FITS, primary-beam corrected, ...)."""
-    qa: "ImageQAResult"
+    qa: ImageQAResult
     """QA of the image."""
 
 
-StagePayload = Union["ConvertResult", "CalibrateResult", "ApplyResult", ImageProducts]
+StagePayload = Union[ConvertResult, CalibrateResult, ApplyResult, ImageProducts]
 """What a stage returns besides its timings."""
 
 
@@ -102,31 +112,22 @@ class StageOutcome:
 
 
 def _group_from_files(group_id: str, files: Mapping[int, str]):
-    from ..conversion.grouping import SubbandGroup, parse_subband_name
-
     parsed = {int(k): parse_subband_name(v) for k, v in files.items()}
     return SubbandGroup(group_id=group_id, files={k: v for k, v in parsed.items() if v is not None})
 
 
 def calibrator_in_group(files: Mapping[int, str]):
     """The brightest calibrator transiting during the group (from a file header), or None."""
-    import numpy as np
-
-    from ..calibration.transits import find_calibrators
-    from ..conversion.reader import read_meta
-
     meta = read_meta(next(iter(files.values())))
-    jd = meta.time_jd
-    half = float(meta.int_time_s.max()) / 2 / 86400.0
-    t0, t1 = jd.min() - 2400000.5 - half, jd.max() - 2400000.5 + half
+    mjd = jd_to_mjd(meta.time_jd)
+    half = float(meta.int_time_s.max()) / 2 / SECONDS_PER_DAY
+    t0, t1 = mjd.min() - half, mjd.max() + half
     found = [t for t in find_calibrators(t0, t1, float(np.degrees(meta.dec_rad))) if t.in_group]
     return found[0].calibrator if found else None
 
 
 def run_convert(job: StageJob) -> StageOutcome:
     """Convert the group (phased to a transiting calibrator when there is one); ``job.force`` rebuilds the MS."""
-    from ..conversion.convert import ConvertOptions, convert_group
-
     t0 = time.perf_counter()
     cfg = job.cfg
     cal = calibrator_in_group(job.files)
@@ -141,8 +142,6 @@ def run_convert(job: StageJob) -> StageOutcome:
 
 def run_calibrate(job: StageJob) -> StageOutcome:
     """Solve K, B and G on a calibrator group (the daemon registers the set)."""
-    from ..calibration.solve import CalibrateOptions, calibrate_ms
-
     t0 = time.perf_counter()
     res = calibrate_ms(job.ms_path, CalibrateOptions(do_k=True, calibrator=job.calibrator))
     return StageOutcome(job.group_id, "calibrated", job.ms_path,
@@ -151,17 +150,12 @@ def run_calibrate(job: StageJob) -> StageOutcome:
 
 def run_apply(job: StageJob) -> StageOutcome:
     """Apply the set valid at the group's time (raises NoValidCalibrationError: the group is held)."""
-    from ..calibration.apply import apply_calibration
-
     res = apply_calibration(job.ms_path, job.cfg.cal_registry_db)
     return StageOutcome(job.group_id, "applied", job.ms_path, {"apply": res.timings.get("total", 0.0)}, res)
 
 
 def run_image(job: StageJob) -> StageOutcome:
     """Image and run QA (the daemon records the products)."""
-    from ..imaging.image import ImageOptions, image_ms
-    from ..qa.image_qa import ImageQAOptions, run_image_qa
-
     t0 = time.perf_counter()
     img = image_ms(job.ms_path, ImageOptions(quick=job.cfg.quick_image))
     t1 = time.perf_counter()

@@ -33,7 +33,8 @@ class DemoResult:
 
 
 def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, executor: str = "dask",
-             workers: int = 2, fresh: bool = True) -> DemoResult:
+             workers: int = 2, fresh: bool = True, calibration_wait_s: float = 300.0,
+             rfi: str = "light") -> DemoResult:
     """Simulate ``n_groups`` groups, drip-feed them to the streaming daemon, and summarise.
 
     Parameters
@@ -44,10 +45,16 @@ def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, execu
         Simulator preset.
     n_groups
         Number of consecutive groups (the first has a calibrator transit).
+    rfi
+        Interference the simulator injects ('none', 'light', 'heavy'); the flag stage removes it.
     executor, workers
         How the daemon runs the stages (an embedded Dask cluster by default).
     fresh
         Remove an earlier demo first.
+    calibration_wait_s
+        The first (calibrator) group is fed alone; the others follow once it is past its
+        calibration, or after this long, as they would in real time (one group every
+        5 minutes), so that they find its solutions registered instead of waiting for them.
     """
     from ..casa_env import prepare_casa
     from ..simulate.core import SimulateOptions, simulate
@@ -62,15 +69,17 @@ def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, execu
         d.mkdir(parents=True, exist_ok=True)
     prepare_casa(settings.state_dir)
     sim = simulate(SimulateOptions(output_dir=root / "correlator", preset=preset, groups=n_groups, n_sources=8,
-                                   calibrator="3C147", seed=11, antpos_csv=settings.antpos_csv))
+                                   calibrator="3C147", seed=11, antpos_csv=settings.antpos_csv, rfi=rfi))
 
     def drip_feed():
-        for g in sim.groups:
+        for i, g in enumerate(sim.groups):
             for p in g.files:
                 tmp = s.incoming_dir / (p.stem + "_incomplete.hdf5")
                 shutil.copy(p, tmp)
                 tmp.rename(s.incoming_dir / p.name)
                 time.sleep(0.05)
+            if i == 0:  # as in real time (a group every 5 min): the next ones find its calibration registered
+                _wait_past_calibration(s, timeout_s=calibration_wait_s)
             time.sleep(1.0)
 
     feeder = threading.Thread(target=drip_feed, daemon=True)
@@ -90,6 +99,29 @@ def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, execu
     out.rows = summarise(s, sim.groups)
     out.failed = sum(r["state"] != "completed" for r in out.rows)
     return out
+
+
+def _wait_past_calibration(s: Settings, timeout_s: float) -> None:
+    """Wait until the first group is past its calibration (registered, failed or held), or ``timeout_s``."""
+    import sqlite3
+
+    from ..db import queue as q
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if s.queue_db.exists():
+            try:
+                conn = q.connect(s.queue_db)
+                try:
+                    groups = q.list_groups(conn)
+                finally:
+                    conn.close()
+            except (sqlite3.Error, q.QueueDBError):
+                groups = []
+            if any(g.state in (q.COMPLETED, q.FAILED, q.HELD) or g.processing_stage not in (None, "", "converted")
+                   for g in groups):
+                return
+        time.sleep(0.3)
 
 
 def _all_done(s: Settings, n: int) -> bool:
@@ -121,7 +153,9 @@ def summarise(s: Settings, sim_groups) -> list[dict]:
             m = q.get_metrics(qconn, g.group_id) or {}
             img = next((i for i in images if Path(i.ms_path).name == f"{g.group_id}.ms"), None)
             row = {"group": g.group_id, "state": g.state, "stage": g.processing_stage or "",
-                   "convert_s": m.get("total_time"), "calibrate_s": sum(m.get(k) or 0 for k in
+                   "convert_s": m.get("total_time"), "flag_s": m.get("flag_time"),
+                   "flagged_pct": 100 * m["flagged_fraction"] if m.get("flagged_fraction") is not None else None,
+                   "calibrate_s": sum(m.get(k) or 0 for k in
                                                                        ("cal_k_time", "cal_b_time", "cal_g_time")),
                    "apply_s": m.get("apply_time"), "image_s": m.get("image_time"), "latency_s": m.get("latency_s"),
                    "image": img.path if img else "", "rms_mjy": img.noise_jy * 1e3 if img else None,

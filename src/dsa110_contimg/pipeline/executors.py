@@ -32,16 +32,36 @@ class InlineExecutor:
 
 
 def make_executor(kind: str, workers: int = 1, scheduler: str | None = None):
-    """Return ``(executor, cluster_or_None)`` for ``kind`` ``'dask'`` or ``'inline'``."""
+    """Return ``(executor, cluster_or_None)`` for ``kind`` ``'dask'`` or ``'inline'``.
+
+    The workers run this process's logging set-up (:class:`.worker_logging.WorkerLogging`, also after a
+    restart); those of the embedded cluster send their raw console output to
+    ``<state>/logs/dask-worker-<n>.log`` unless verbose.
+    """
     if kind == "inline":
         return InlineExecutor(), None
     from distributed import Client, LocalCluster
 
+    from .. import logs
+    from .worker_logging import WorkerLogging
+
+    logs.apply_levels()  # importing distributed reset its loggers from Dask's configuration
     if scheduler:
-        return Client(scheduler), None
+        client = Client(scheduler)
+        client.register_plugin(WorkerLogging(logs.verbosity()))
+        return client, None
+    try:
+        from ..config import get_settings
+
+        output_dir = get_settings().state_dir / "logs"
+    except Exception as exc:  # noqa: BLE001 - without settings the output stays on the terminal
+        log.debug("worker output stays on the terminal: %s", exc)
+        output_dir = None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.WARNING)
-    return Client(cluster), cluster
+                           silence_logs=logs.dask_level())
+    client = Client(cluster)
+    client.register_plugin(WorkerLogging(logs.verbosity(), output_dir))
+    return client, cluster
 
 
 def kill_running(executor, fut) -> str:

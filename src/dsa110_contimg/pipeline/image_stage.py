@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
+from ..db import products as pdb
+from ..imaging.image import ImageOptions, image_ms
+from ..ms import read_ms_info
+from ..qa.image_qa import ImageQAOptions, run_image_qa
+
 log = logging.getLogger(__name__)
 
 
@@ -28,20 +35,6 @@ class ImagedProduct:
     """Seconds: image, qa, record, total."""
 
 
-def _ms_times(ms_path: Path) -> tuple[float, float, float, float]:
-    from casacore.tables import table
-
-    with table(str(ms_path), ack=False) as t:
-        times = t.getcol("TIME")
-        interval = float(t.getcell("INTERVAL", 0))
-    with table(f"{ms_path}/FIELD", ack=False) as t:
-        ra, dec = t.getcol("PHASE_DIR")[0, 0]
-    import numpy as np
-
-    t0, t1 = (times.min() - interval / 2) / 86400.0, (times.max() + interval / 2) / 86400.0
-    return t0, t1, float(np.degrees(ra) % 360), float(np.degrees(dec))
-
-
 def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, catalog_path: Path | None = None,
                      cal_applied: bool | None = None) -> ImagedProduct:
     """Image one MS, run image QA, and upsert ``ms_index``, ``images`` and ``detections``.
@@ -49,10 +42,6 @@ def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, ca
     Errors of the imaging stage are recorded in ``ms_index`` (status 'failed',
     stage 'imaging') before they are raised.
     """
-    from ..db import products as pdb
-    from ..imaging.image import ImageOptions, image_ms
-    from ..qa.image_qa import ImageQAOptions, run_image_qa
-
     t_all = time.perf_counter()
     ms_path = Path(ms_path).absolute()
     opts = opts or ImageOptions()
@@ -63,7 +52,7 @@ def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, ca
             res = image_ms(ms_path, opts)
         except Exception as exc:
             pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), status="failed", stage="imaging"))
-            log.error("imaging %s failed: %s", ms_path.name, exc)
+            log.debug("imaging %s failed: %s", ms_path.name, exc)  # the caller reports it, once
             raise
         timings = {"image": res.timings.get("total", 0.0)}
         qa = None
@@ -85,8 +74,6 @@ def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, ca
 
 def record_image(conn, ms_path: Path, res, qa) -> int:
     """Upsert the image (and its pbcor twin) and replace its detections; returns the image id."""
-    from ..db import products as pdb
-
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     qa_dict = qa.to_dict()
     qa_dict["warnings"] = res.warnings
@@ -112,11 +99,11 @@ def record_image(conn, ms_path: Path, res, qa) -> int:
 def record_ms(conn, ms_path: Path, stage: str, status: str, cal_applied: bool | None = None,
               imagename: str | None = None) -> None:
     """Upsert the MS row with its times, phase centre, stage and status."""
-    from ..db import products as pdb
-
-    t0, t1, ra, dec = _ms_times(ms_path)
+    info = read_ms_info(ms_path)
+    ra, dec = np.degrees(info.phase_centre_rad)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), start_mjd=t0, end_mjd=t1, ra_deg=ra, dec_deg=dec,
+    pdb.upsert_ms(conn, pdb.MSRecord(path=str(ms_path), start_mjd=info.start_mjd, end_mjd=info.end_mjd,
+                                     ra_deg=float(ra % 360), dec_deg=float(dec),
                                      stage=stage, status=status, cal_applied=cal_applied, imagename=imagename,
                                      processed_at=now if status == "completed" else None))
 
@@ -127,11 +114,9 @@ def _jsonable(d: dict) -> dict:
 
 
 def _detection(src, match):
-    from ..db.products import Detection
-
     m = match or {}
     ratio = m.get("flux_ratio")
-    return Detection(ra_deg=src.ra_deg, dec_deg=src.dec_deg, ra_err_arcsec=src.ra_err_arcsec,
+    return pdb.Detection(ra_deg=src.ra_deg, dec_deg=src.dec_deg, ra_err_arcsec=src.ra_err_arcsec,
                      dec_err_arcsec=src.dec_err_arcsec, peak_jy=src.peak_jy, peak_err_jy=src.peak_err_jy,
                      int_jy=src.int_jy, int_err_jy=src.int_err_jy, snr=src.snr,
                      catalog_source_id=m.get("catalog_source_id"), catalog_sep_arcsec=m.get("catalog_sep_arcsec"),

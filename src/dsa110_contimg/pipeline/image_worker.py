@@ -7,6 +7,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..db import products as pdb
+from .image_stage import image_and_record
+
 log = logging.getLogger(__name__)
 
 
@@ -24,9 +27,6 @@ class ScanResult:
 
 def scan_once(ms_dir: str | Path, products_db: str | Path, opts=None, catalog_path: Path | None = None) -> ScanResult:
     """Image every ``*.ms`` under ``ms_dir`` not yet in ``images``; failures are recorded, not raised."""
-    from ..db import products as pdb
-    from .image_stage import image_and_record
-
     out = ScanResult()
     conn = pdb.connect(products_db)
     try:

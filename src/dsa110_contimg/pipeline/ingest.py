@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 
 from ..conversion.grouping import check_subband_name, is_regular_file
+from ..db import queue as q
 from ..errors import ENVIRONMENT, classify
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ def scan_folder(conn, folder: Path, seen: set[str], tolerance_s: float, expected
     ``seen`` holds the paths this process already offered (updated in place), so the
     periodic scan costs no database query for them.
     """
-    from ..db import queue as q
-
     try:
         candidates = sorted(Path(folder).glob(PATTERN))
     except OSError as exc:
@@ -78,8 +77,6 @@ def compare_duplicates(conn) -> list[tuple[str, str]]:
     Returns ``(path, kind)`` per decision: ``'duplicate'`` (identical, dropped) or
     ``'conflict'`` (different content or not comparable: the group is held for an operator).
     """
-    from ..db import queue as q
-
     out = []
     for extra, registered in q.unchecked_duplicates(conn):
         try:

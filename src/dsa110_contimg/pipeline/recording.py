@@ -11,20 +11,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..db import products as pdb
+from ..db import queue as q
+from .calsets import register_solution
 from .chain import StageOutcome
+from .image_stage import record_image as record_products
+from .image_stage import record_ms
 
 
 def _products(settings):
-    from ..db import products as pdb
-
     return pdb.connect(settings.products_db)
 
 
 def record_convert(conn, settings, outcome: StageOutcome) -> None:
     """The MS row (converted) and the conversion timings (and the non-finite samples flagged)."""
-    from ..db import queue as q
-    from .image_stage import record_ms
-
     r = outcome.payload
     pconn = _products(settings)
     try:
@@ -41,9 +41,6 @@ def record_convert(conn, settings, outcome: StageOutcome) -> None:
 
 def record_calibrate(conn, settings, outcome: StageOutcome) -> None:
     """Register the solved set in the calibration registry; the solve timings."""
-    from ..calibration.apply import register_solution
-    from ..db import queue as q
-
     res = outcome.payload
     register_solution(res, settings.cal_registry_db)
     q.record_metrics(conn, outcome.group_id, {"calibrate_time": outcome.timings.get("calibrate"),
@@ -53,9 +50,6 @@ def record_calibrate(conn, settings, outcome: StageOutcome) -> None:
 
 def record_apply(conn, settings, outcome: StageOutcome) -> None:
     """The MS row (applied, calibrated) and the apply time."""
-    from ..db import queue as q
-    from .image_stage import record_ms
-
     pconn = _products(settings)
     try:
         record_ms(pconn, outcome.ms_path, "applied", "in_progress", cal_applied=True)
@@ -66,10 +60,6 @@ def record_apply(conn, settings, outcome: StageOutcome) -> None:
 
 def record_image(conn, settings, outcome: StageOutcome) -> None:
     """The images, their QA and detections, the MS row (completed), image/QA times and the group's latency."""
-    from ..db import queue as q
-    from .image_stage import record_image as record_products
-    from .image_stage import record_ms
-
     prod = outcome.payload
     pconn = _products(settings)
     try:

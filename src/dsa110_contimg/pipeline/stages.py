@@ -7,9 +7,9 @@ daemon) plus one entry here.
 Examples
 --------
 >>> [s.stage.value for s in REGISTRY]
-['convert', 'calibrate', 'apply', 'image']
+['convert', 'flag', 'calibrate', 'apply', 'image', 'photometry']
 >>> checkpoints()
-('converted', 'calibrated', 'applied', 'imaged')
+('converted', 'flagged', 'calibrated', 'applied', 'imaged', 'photometered')
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Callable
 
-from . import chain, recording
+from . import chain, flag_stage, photometry_stage, recording
 
 
 class Stage(str, enum.Enum):
     """The stages of a group's chain."""
 
     CONVERT = "convert"
+    FLAG = "flag"
     CALIBRATE = "calibrate"
     APPLY = "apply"
     IMAGE = "image"
+    PHOTOMETRY = "photometry"
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,17 @@ def _calibrator_group(job: chain.StageJob) -> bool:
 REGISTRY: tuple[StageSpec, ...] = (
     StageSpec(Stage.CONVERT, "converted", chain.run_convert, recording.record_convert, _always,
               (Timing("convert", ("total_time",)),)),
+    StageSpec(Stage.FLAG, flag_stage.CHECKPOINT, flag_stage.run_flag, flag_stage.record_flag, flag_stage.needed,
+              (Timing("flag", ("flag_time",)),)),
     StageSpec(Stage.CALIBRATE, "calibrated", chain.run_calibrate, recording.record_calibrate, _calibrator_group,
               (Timing("calibrate", ("cal_k_time", "cal_b_time", "cal_g_time"), "calibrate_time"),)),
     StageSpec(Stage.APPLY, "applied", chain.run_apply, recording.record_apply, _always,
               (Timing("apply", ("apply_time",)),)),
     StageSpec(Stage.IMAGE, "imaged", chain.run_image, recording.record_image, _always,
               (Timing("image", ("image_time",)), Timing("qa", ("qa_time",)))),
+    StageSpec(Stage.PHOTOMETRY, photometry_stage.CHECKPOINT, photometry_stage.run_photometry,
+              photometry_stage.record_photometry, photometry_stage.needed,
+              (Timing("photometry", ("photometry_time",)),)),
 )
 """Every stage, in the order a group goes through them."""
 

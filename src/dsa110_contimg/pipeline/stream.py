@@ -27,8 +27,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..calibration.apply import NoValidCalibrationError
+from ..catalog.calibrators import bundled_calibrators
 from ..config import quarantine_dir
+from ..conversion.convert import ms_name
+from ..conversion.staging import clean_orphan_staging
+from ..db import queue as q
+from ..db.health import check_startup
 from ..errors import BAD_INPUT, ENVIRONMENT, StageTimeout, classify, one_line
+from ..ms import read_ms_info
+from ..telescope import GROUP_SECONDS
 from . import chain, stages
 from .executors import kill_running, make_executor, sigterm_raises
 from .ingest import compare_duplicates, scan_folder, start_watcher
@@ -54,7 +62,7 @@ class StreamOptions:
     """Main-loop period; also the polling interval of the fallback watcher."""
     use_inotify: bool = True
     """Watch with inotify (watchdog) to wake the loop early; False polls only (network filesystems)."""
-    group_timeout_s: float = 2 * 309.24
+    group_timeout_s: float = 2 * GROUP_SECONDS
     """A group still incomplete after this long is processed as a partial group."""
     tolerance_s: float = 30.0
     """Timestamp tolerance for grouping files."""
@@ -70,6 +78,8 @@ class StreamOptions:
     """Wall-clock limit of one stage (s); ``None``: the settings' ``PIPELINE_STAGE_TIMEOUT_S``."""
     environment_retry_s: float = 60.0
     """Delay before a group deferred by an environment fault (disk full, ...) is tried again."""
+    flagger: str = "aoflagger"
+    """RFI flagger of the flag stage: 'aoflagger', 'casa' or 'none' (skip RFI flagging)."""
     init: bool = False
     """Start even though the queue database is missing while products exist (a new queue)."""
 
@@ -102,7 +112,7 @@ class StreamDaemon:
             output_dir=Path(opts.output_dir), stage_dir=settings.stage_dir, antpos_csv=settings.antpos_csv,
             telescope_name=settings.telescope_name, cal_registry_db=settings.cal_registry_db,
             expected_subbands=settings.expected_subbands, quick_image=opts.quick_image,
-            catalog_path=_catalog(settings))
+            catalog_path=_catalog(settings), products_db=Path(settings.products_db), flagger=opts.flagger)
         self.timeout_s = float(opts.stage_timeout_s if opts.stage_timeout_s is not None
                                else getattr(settings, "stage_timeout_s", 1800.0))
         self.quarantine = quarantine_dir(opts.input_dir)
@@ -124,9 +134,6 @@ class StreamDaemon:
             The queue database is missing while products exist (without ``init``), or a
             database is damaged; the message names the file.
         """
-        from ..conversion.staging import clean_orphan_staging
-        from ..db import queue as q
-        from ..db.health import check_startup
 
         check_startup(self.settings, init=self.opts.init)
         Path(self.opts.output_dir).mkdir(parents=True, exist_ok=True)
@@ -145,7 +152,6 @@ class StreamDaemon:
 
     def stop(self) -> None:
         """Stop the watcher and the executor; the last heartbeat says the daemon stopped."""
-        from ..db import queue as q
 
         try:
             conn = q.connect(self.settings.queue_db)
@@ -172,7 +178,6 @@ class StreamDaemon:
 
         Never raises for a bad file (see :mod:`.ingest`).
         """
-        from ..db import queue as q
 
         conn = q.connect(self.settings.queue_db)
         try:
@@ -186,7 +191,6 @@ class StreamDaemon:
     # ------------------------------------------------------------------ loop
     def step(self) -> None:
         """One pass: ingest, promote, dispatch stages, record the finished ones, kill the overdue ones."""
-        from ..db import queue as q
 
         self.scan()
         conn = q.connect(self.settings.queue_db)
@@ -239,7 +243,6 @@ class StreamDaemon:
 
     def _idle(self) -> bool:
         """Nothing left to do: no group collecting, pending or running, none held except for an operator."""
-        from ..db import queue as q
 
         conn = q.connect(self.settings.queue_db)
         try:
@@ -253,8 +256,6 @@ class StreamDaemon:
     # ------------------------------------------------------------------ stages
     def _dispatch(self, conn, group_id: str) -> None:
         """Submit the group's next stage (from the registry), or complete it; hold it if an operator must decide."""
-        from ..conversion.convert import ms_name
-        from ..db import queue as q
 
         row = q.get_group(conn, group_id)
         reason = q.conflict_reason(conn, group_id)
@@ -276,14 +277,9 @@ class StreamDaemon:
     @staticmethod
     def _calibrator_of(ms: Path) -> str | None:
         """Name of the calibrator the MS was phased to (its field name), if it is a bundled calibrator."""
-        from casacore.tables import table
-
-        from ..calibration.calibrators import bundled_calibrators
-
         if not (ms / "FIELD").exists():
             return None
-        with table(str(ms / "FIELD"), ack=False) as t:
-            name = t.getcol("NAME")[0]
+        name = read_ms_info(ms).field_names[0]
         return name if name in {c.name for c in bundled_calibrators()} else None
 
     def _collect(self, conn) -> None:
@@ -300,7 +296,6 @@ class StreamDaemon:
             self._guarded(conn, group_id, run.stage, run.files, self._advance, conn, outcome, run.files)
 
     def _advance(self, conn, outcome: chain.StageOutcome, files: dict) -> None:
-        from ..db import queue as q
 
         stages.by_checkpoint(outcome.stage).record(conn, self.settings, outcome)
         q.checkpoint(conn, outcome.group_id, outcome.stage, str(outcome.ms_path) if outcome.ms_path else None)
@@ -334,8 +329,6 @@ class StreamDaemon:
                           run.files, exc)
 
     def _handle_failure(self, conn, group_id: str, stage: str, files: dict, exc: BaseException) -> None:
-        from ..calibration.apply import NoValidCalibrationError
-        from ..db import queue as q
 
         if isinstance(exc, NoValidCalibrationError):
             q.hold(conn, group_id, str(exc), retry_after_s=self.opts.hold_retry_s)
@@ -368,7 +361,6 @@ class StreamDaemon:
                 shutil.move(str(p), str(self.quarantine / p.name))
 
     def _finish(self, conn, group_id: str) -> None:
-        from ..db import queue as q
 
         q.complete(conn, group_id)
         self.stats.completed.append(group_id)
@@ -383,5 +375,5 @@ def _names(names: list[str], limit: int = 4) -> str:
 
 
 def _catalog(settings) -> Path | None:
-    p = settings.state_dir / "catalogs" / "master_sources.sqlite3"
+    p = settings.catalog_path
     return p if p.is_file() else None

@@ -1,4 +1,4 @@
-"""Numerical kernels of image QA: robust noise, beam area, source finding, crossmatch.
+"""Numerical kernels of image QA: robust noise, beam area, source finding (the crossmatch is in :mod:`.catalog_match`).
 
 Source finding uses photutils (pure-Python wheels, no compiler or boost, enough for
 the mostly unresolved sources of DSA-110 continuum images) rather than PyBDSF:
@@ -392,57 +392,4 @@ def find_sources(data, wcs, bmaj_deg: float, bmin_deg: float, bpa_deg: float, rm
             int_jy=float(integ), int_err_jy=float(int_err), snr=float(amp / rms_pk),
             maj_arcsec=float(maj), min_arcsec=float(mnr), pa_deg=float(pa_fit), fit_ok=fit_ok))
     out.sort(key=lambda d: -d.peak_jy)
-    return out
-
-
-def sep_deg(ra1, dec1, ra2, dec2):
-    """Great-circle separation (deg, haversine) of positions in degrees (broadcast)."""
-    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(a, dtype=float)) for a in (ra1, dec1, ra2, dec2))
-    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
-    return np.degrees(2.0 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
-
-
-def crossmatch_sources(sources: list[DetectedSource], catalog: np.ndarray, radius_arcsec: float,
-                       image_flux_jy: np.ndarray, flux_scale: float = 1.0) -> list[dict | None]:
-    """Nearest catalog neighbour of each detection within ``radius_arcsec``.
-
-    Parameters
-    ----------
-    sources
-        Detections.
-    catalog
-        Structured array with ``source_id, ra_deg, dec_deg, s_nvss`` (Jy, 1.4 GHz).
-    radius_arcsec
-        Match radius (arcsec).
-    image_flux_jy
-        Flux of each detection compared with the catalog (integrated, pb-corrected
-        when available).
-    flux_scale
-        Factor bringing ``s_nvss`` to the image frequency.
-
-    Returns
-    -------
-    list
-        Per detection None or a dict: ``catalog_source_id``, ``catalog_sep_arcsec``,
-        ``catalog_flux_jy`` (at the image frequency), ``catalog_s14_jy``,
-        ``image_flux_jy``, ``flux_ratio`` (image / catalog, NaN if catalog flux <= 0),
-        ``dra_arcsec``, ``ddec_arcsec`` (image - catalog, RA times cos dec).  A catalog
-        source may be the counterpart of several detections.
-    """
-    out: list[dict | None] = [None] * len(sources)
-    if not len(sources) or catalog is None or not len(catalog):
-        return out
-    cra, cdec = catalog["ra_deg"], catalog["dec_deg"]
-    for i, s in enumerate(sources):
-        sep = sep_deg(s.ra_deg, s.dec_deg, cra, cdec) * 3600.0
-        j = int(np.argmin(sep))
-        if not sep[j] <= radius_arcsec:
-            continue
-        dra = ((s.ra_deg - cra[j] + 180.0) % 360.0 - 180.0) * math.cos(math.radians(s.dec_deg)) * 3600.0
-        cat_flux = float(catalog["s_nvss"][j]) * flux_scale
-        img = float(image_flux_jy[i])
-        out[i] = {"catalog_source_id": int(catalog["source_id"][j]), "catalog_sep_arcsec": float(sep[j]),
-                  "catalog_flux_jy": cat_flux, "catalog_s14_jy": float(catalog["s_nvss"][j]),
-                  "image_flux_jy": img, "flux_ratio": img / cat_flux if cat_flux > 0 else float("nan"),
-                  "dra_arcsec": float(dra), "ddec_arcsec": float((s.dec_deg - cdec[j]) * 3600.0)}
     return out

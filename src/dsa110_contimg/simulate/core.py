@@ -16,19 +16,27 @@ import numpy as np
 
 from .. import telescope as tel
 from ..beam import airy_power
-from ..geometry import apparent_itrf_directions, meridian_itrf_direction, meridian_j2000, meridian_uvw_matrix
+from ..catalog.calibrators import lookup_calibrator
+from ..catalog.flux_models import spectral_index_at
+from ..geometry import (SIDEREAL_DEG_PER_DAY, apparent_itrf_directions, meridian_itrf_direction, meridian_j2000,
+                        meridian_uvw_matrix)
+from ..telescope import GROUP_SECONDS, INTEGRATION_S
+from ..timeconv import datetime_to_mjd as _mjd
+from ..timeconv import mjd_to_datetime as _from_mjd
 from .instrument import evaluate_gains, random_gains, unit_gains
 from .kernels import baseline_delays, complex_noise, per_visibility_sigma, sum_point_sources
-from .presets import GROUP_INTERVAL_S, INTEGRATION_S, N_SUBBANDS, NSAMPLES, PRESETS, subband_frequencies
+from .presets import N_SUBBANDS, NSAMPLES, PRESETS, subband_frequencies
+from .rfi import make_injector, write_rfi_truth
 from .sky import SkySource, default_field, read_sources_csv
 from .truth import GroupTruth
 from .uvh5_writer import SubbandHeader, write_subband_file
 
 log = logging.getLogger(__name__)
 
-SIDEREAL_DEG_PER_DAY = 360.98564736629
 DEFAULT_SEFD_JY = 5800.0
 """Default system-equivalent flux density: Tsys 25 K, 4.65 m dish, aperture efficiency 0.7."""
+SIDEREAL_DAY_S = 86164.0905
+"""Length of a sidereal day (s): ``--days`` repeats the same LST range this far apart."""
 
 
 @dataclass
@@ -41,6 +49,8 @@ class SimulateOptions:
     """'full' (real dimensions) or 'small' (same layout, fewer antennas/channels/integrations)."""
     groups: int = 1
     """Number of consecutive groups."""
+    days: int = 1
+    """Consecutive sidereal days, each with the same ``groups`` (starting at the calibrator's transit when given)."""
     start: str = "2025-10-02T00:12:00"
     """Start of the first group (UTC ISO); shifted to the calibrator's transit when one is given."""
     dec_deg: float | None = None
@@ -69,6 +79,8 @@ class SimulateOptions:
     """Scatter of slow gain-phase drift rates (deg/hour)."""
     flag_fraction: float = 0.0
     """Fraction of visibilities flagged at random."""
+    rfi: str = "none"
+    """Radio-frequency interference injected before gains and noise: 'none', 'light' (~2%) or 'heavy' (~10%)."""
     jitter_s: float = 3.0
     """Maximum per-file timestamp jitter inside a group (s)."""
     antpos_csv: Path | None = None
@@ -112,28 +124,17 @@ class SimulationResult:
 
 
 def _resolve_antpos(opts: SimulateOptions) -> Path:
+    """``opts.antpos_csv``, else ``PIPELINE_ANTPOS_CSV``, else the station table shipped with the package."""
     if opts.antpos_csv is not None:
         return Path(opts.antpos_csv)
     from ..config import get_settings
 
-    csv = get_settings().antpos_csv
-    if csv is None:
-        raise ValueError("the simulator needs station coordinates: pass --antpos-csv or set PIPELINE_ANTPOS_CSV "
-                         "(e.g. ../shared/data/DSA110_Station_Coordinates.csv)")
-    return csv
+    return tel.resolve_station_csv(get_settings().antpos_csv)
 
 
 def _parse_time(text: str) -> datetime:
     dt = datetime.fromisoformat(text.replace("Z", ""))
     return dt.replace(tzinfo=None)
-
-
-def _mjd(dt: datetime) -> float:
-    return (dt - datetime(1858, 11, 17)).total_seconds() / 86400.0
-
-
-def _from_mjd(mjd: float) -> datetime:
-    return datetime(1858, 11, 17) + timedelta(days=mjd)
 
 
 def _resolve_calibrator(opts: SimulateOptions) -> SkySource | None:
@@ -148,12 +149,8 @@ def _resolve_calibrator(opts: SimulateOptions) -> SkySource | None:
     if nums is not None and len(nums) in (2, 3):
         flux = nums[2] if len(nums) == 3 else (opts.calibrator_flux_jy or 10.0)
         return SkySource(nums[0] % 360.0, nums[1], opts.calibrator_flux_jy or flux, -0.7, "calibrator")
-    from ..calibration.calibrators import lookup_calibrator
-
     cal = lookup_calibrator(spec)
     if opts.calibrator_flux_jy is None and cal.model_name == "Perley-Butler 2017":
-        from ..calibration.flux_models import spectral_index_at
-
         # the flux standard, as a power law matched at 1.4 GHz (< 0.1% off across the band)
         return SkySource(cal.ra_deg, cal.dec_deg, float(cal.flux_at(1.4e9)), spectral_index_at(cal.name, 1.4e9),
                          cal.name)
@@ -173,7 +170,9 @@ def _transit_start(cal: SkySource, after: datetime, dec_rad: float, lon_rad: flo
 
 
 def simulate(opts: SimulateOptions) -> SimulationResult:
-    """Write ``opts.groups`` groups of 16 correlator-style UVH5 files and their truth.
+    """Write ``opts.groups`` groups of 16 correlator-style UVH5 files and their truth, on ``opts.days`` sidereal days.
+
+    Source fluxes follow their light curves (:mod:`.lightcurves`) integration by integration.
 
     Parameters
     ----------
@@ -236,14 +235,19 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
         applied_delays = np.round(rng.uniform(0, 5000, (nant_tel, 2))).astype(int)
 
     csv_sources = read_sources_csv(opts.sources_csv) if opts.sources_csv else None
+    if isinstance(opts.days, bool) or not isinstance(opts.days, int) or opts.days < 1:
+        raise ValueError(f"days={opts.days!r} must be a positive integer")
+    day_starts = _day_starts(start, opts.days, cal, dec_rad, lon_fs, duration_s)
+    fields: dict[int, list[SkySource]] = {}  # the default random field of each group, the same sky every day
     timings = dict(sky=0.0, visibilities=0.0, gains=0.0, noise=0.0, write=0.0)
     groups: list[SimulatedGroup] = []
     total_bytes = 0
     n_written = N_SUBBANDS if opts.subbands is None else len(opts.subbands)
-    progress = _progress(opts.progress, opts.groups * n_written)
+    progress = _progress(opts.progress, opts.days * opts.groups * n_written)
     try:
-        for g in range(opts.groups):
-            g_start = start + timedelta(seconds=g * GROUP_INTERVAL_S)
+        for day, g in ((d, g) for d in range(opts.days) for g in range(opts.groups)):
+            gi = day * opts.groups + g
+            g_start = day_starts[day] + timedelta(seconds=g * GROUP_SECONDS)
             mjd0 = _mjd(g_start)
             times = mjd0 + (np.arange(ntime) + 0.5) * INTEGRATION_S / 86400.0
             mid = mjd0 + duration_s / 2 / 86400.0
@@ -251,8 +255,10 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
             if csv_sources is not None:
                 sources = list(csv_sources)
             else:
-                ra_mid, _ = np.degrees(meridian_j2000(dec_rad, [mid], lon_fs)[0])
-                sources = default_field(ra_mid, dec_deg, opts.n_sources, rng, prefix=f"g{g}_src")
+                if g not in fields:
+                    ra_mid, _ = np.degrees(meridian_j2000(dec_rad, [mid], lon_fs)[0])
+                    fields[g] = default_field(ra_mid, dec_deg, opts.n_sources, rng, prefix=f"g{g}_src")
+                sources = list(fields[g])
             if cal is not None and g == 0:
                 sources = [cal] + sources
             ra = np.radians([s.ra_deg for s in sources])
@@ -264,8 +270,12 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
             jitter = rng.integers(-int(opts.jitter_s), int(opts.jitter_s) + 1, N_SUBBANDS) if opts.jitter_s else \
                 np.zeros(N_SUBBANDS, int)
             files = []
-            flux_all = np.array([s.flux_at(all_f) for s in sources]).reshape(len(sources), all_f.size)
-            amp_all = flux_all[:, None, :] * airy_power(theta.T[:, :, None], all_f[None, None, :])  # (Nsrc,Nt,Nch)
+            rfi = make_injector(opts.rfi, opts.seed, gi, ntime, all_f.size, bl_itrf, autos, sigma)
+            # per-integration fluxes (light curves), (Nsrc, Nt, Nch)
+            flux_all = np.array([s.flux_at_times(all_f, times) for s in sources]).reshape(len(sources), ntime,
+                                                                                        all_f.size)
+            beam_all = airy_power(theta.T[:, :, None], all_f[None, None, :])  # (Nsrc,Nt,Nch)
+            amp_all = flux_all * beam_all
             apparent = amp_all.mean(axis=(1, 2))
             beam_mid = airy_power(theta[ntime // 2], 1.4e9)
             for sb in range(N_SUBBANDS):
@@ -281,6 +291,8 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
                     tau = baseline_delays(bl_itrf, dirs[it, keep], s0)
                     vis[it] = sum_point_sources(tau, amp[keep, it, :], f)
                 vis = np.repeat(vis[..., None], 2, axis=-1)  # XX = YY = I
+                if rfi is not None:
+                    rfi.inject(vis, sb, c0)
                 timings["visibilities"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if opts.noise:
@@ -322,7 +334,14 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
                 row = s.to_dict()
                 row["apparent_flux_jy"] = float(apparent[k])
                 row["beam_mid"] = float(beam_mid[k])
+                row["intrinsic_flux_jy"] = float(flux_all[k].mean())
+                row["flux_1p4_jy"] = float(s.flux_1p4_at_times(times).mean())
+                row["beam_mean"] = float(beam_all[k].mean())
                 src_rows.append(row)
+            rfi_info, rname = None, f"{g_start.strftime('%Y-%m-%dT%H:%M:%S')}_rfi.npz"
+            if rfi is not None:
+                write_rfi_truth(out_dir / rname, rfi, a1_idx, a2_idx, {sb: freqs[sb] for sb in rfi.masks}, times)
+                rfi_info = rfi.to_dict(all_f, rname)
             truth = GroupTruth(
                 group_start_iso=g_start.strftime("%Y-%m-%dT%H:%M:%S"), files=[p.name for p in files],
                 preset=preset.name, seed=opts.seed, pointing_dec_deg=float(dec_deg),
@@ -333,6 +352,7 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
                 gains=gm.to_dict(), noise={"enabled": opts.noise, "sefd_jy": opts.sefd_jy,
                                            "sigma_per_vis_jy": sigma},
                 flag_fraction=opts.flag_fraction, calibrator=cal.to_dict() if (cal and g == 0) else None,
+                rfi=rfi_info,
             )
             tpath = truth.to_json(out_dir / f"{g_start.strftime('%Y-%m-%dT%H:%M:%S')}_truth.json")
             groups.append(SimulatedGroup(truth.group_start_iso, files, tpath, float(mid)))
@@ -343,6 +363,19 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
     log.info("simulated %d group(s), %d files, %.1f MB in %.1f s", len(groups), len(groups) * N_SUBBANDS,
              total_bytes / 1e6, wall)
     return SimulationResult(groups=groups, wall_s=wall, bytes_written=total_bytes, timings=timings)
+
+
+def _day_starts(start: datetime, days: int, cal: SkySource | None, dec_rad: float, lon_rad: float,
+                duration_s: float) -> list[datetime]:
+    """Start of the first group of each day: a sidereal day apart, or at that day's calibrator transit."""
+    out = [start]
+    for d in range(1, days):
+        nominal = start + timedelta(seconds=d * SIDEREAL_DAY_S)
+        if cal is None:
+            out.append((nominal + timedelta(microseconds=500_000)).replace(microsecond=0))
+        else:
+            out.append(_transit_start(cal, nominal - timedelta(seconds=duration_s), dec_rad, lon_rad, duration_s))
+    return out
 
 
 def _progress(enabled: bool, total: int):

@@ -18,14 +18,10 @@ NATIVE_CHANNEL_WIDTH_HZ = 250e6 / 8192
 """Native correlator channel width."""
 TOP_CHANNEL_HZ = 1530e6 - 1027.5 * NATIVE_CHANNEL_WIDTH_HZ
 """Centre of the first (highest) channel of sb00: 1498.6431884765625 MHz."""
-INTEGRATION_S = 12.884902
-"""Integration time (96 x 0.134217728 s)."""
 N_INTEGRATIONS = 24
 """Integrations per file at full size."""
 NSAMPLES = 96.0
 """nsamples value of every visibility."""
-GROUP_INTERVAL_S = 309.24
-"""Time between the starts of consecutive groups."""
 
 
 def subband_frequencies(subband: int, channels: int = CHANNELS_PER_SUBBAND) -> np.ndarray:

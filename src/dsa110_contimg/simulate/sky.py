@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInputError
+
 REFERENCE_FREQ_HZ = 1.4e9
 """Frequency at which source flux densities are given."""
 
@@ -26,25 +28,42 @@ class SkySource:
     """Spectral index (S ~ nu**alpha)."""
     name: str = ""
     """Label used in the truth file."""
+    lightcurve: str = "steady"
+    """Light curve (:mod:`.lightcurves`): 'steady', 'sine:..', 'flare:..' or 'step:..'."""
 
     def flux_at(self, freq_hz) -> np.ndarray:
-        """Flux density (Jy) at ``freq_hz``."""
+        """Flux density (Jy) at ``freq_hz`` (the base flux, without the light curve)."""
         return self.flux_jy * (np.asarray(freq_hz, dtype=float) / REFERENCE_FREQ_HZ) ** self.alpha
+
+    def flux_1p4_at_times(self, mjd) -> np.ndarray:
+        """1.4 GHz flux density (Jy) at times ``mjd`` (UTC MJD), with the light curve."""
+        from .lightcurves import evaluate, parse_lightcurve
+
+        mult, add = evaluate(parse_lightcurve(self.lightcurve), mjd)
+        return self.flux_jy * mult + add
+
+    def flux_at_times(self, freq_hz, mjd) -> np.ndarray:
+        """Flux density (Jy), shape ``(len(mjd), len(freq_hz))``, with the light curve and the spectrum."""
+        spectrum = (np.atleast_1d(np.asarray(freq_hz, dtype=float)) / REFERENCE_FREQ_HZ) ** self.alpha
+        return self.flux_1p4_at_times(np.atleast_1d(mjd))[:, None] * spectrum[None, :]
 
     def to_dict(self) -> dict:
         """Plain dict for JSON."""
         return asdict(self)
 
 
-class SkyModelError(ValueError):
+class SkyModelError(BadInputError):
     """A sources CSV is malformed; the message names the file."""
 
 
 def read_sources_csv(path: str | Path) -> list[SkySource]:
     """Read point sources from a CSV with columns ``ra_deg, dec_deg, flux_jy, alpha``.
 
-    ``alpha`` and ``name`` are optional (default -0.7 and ``src<N>``).
+    ``alpha``, ``name`` and ``lightcurve`` are optional (default -0.7, ``src<N>`` and ``steady``;
+    see :mod:`.lightcurves`).
     """
+    from .lightcurves import LightCurveError, parse_lightcurve
+
     path = Path(path)
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -60,19 +79,30 @@ def read_sources_csv(path: str | Path) -> list[SkySource]:
                     ra_deg=float(row["ra_deg"]), dec_deg=float(row["dec_deg"]), flux_jy=float(row["flux_jy"]),
                     alpha=float(row["alpha"]) if row.get("alpha") else -0.7,
                     name=row.get("name") or f"src{i:03d}",
+                    lightcurve=_checked_lightcurve(row.get("lightcurve"), parse_lightcurve),
                 ))
+            except LightCurveError as exc:
+                raise SkyModelError(f"{path}: row {i + 2}: {exc}") from exc
             except ValueError as exc:
                 raise SkyModelError(f"{path}: row {i + 2}: {exc}") from exc
     return out
+
+
+def _checked_lightcurve(text: str | None, parse) -> str:
+    """The light-curve text as given (``steady`` when empty), once ``parse`` accepts it."""
+    text = (text or "").strip() or "steady"
+    parse(text)
+    return text
 
 
 def write_sources_csv(sources: list[SkySource], path: str | Path) -> None:
     """Write sources in the format :func:`read_sources_csv` reads."""
     with Path(path).open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["name", "ra_deg", "dec_deg", "flux_jy", "alpha"])
+        w.writerow(["name", "ra_deg", "dec_deg", "flux_jy", "alpha", "lightcurve"])
         for s in sources:
-            w.writerow([s.name, f"{s.ra_deg:.8f}", f"{s.dec_deg:.8f}", f"{s.flux_jy:.6g}", f"{s.alpha:.4g}"])
+            w.writerow([s.name, f"{s.ra_deg:.8f}", f"{s.dec_deg:.8f}", f"{s.flux_jy:.6g}", f"{s.alpha:.4g}",
+                        s.lightcurve or "steady"])
 
 
 def default_field(ra_deg: float, dec_deg: float, n_sources: int, rng: np.random.Generator,

@@ -17,8 +17,16 @@ CONVENTIONS = {
     "gain_index": "gains arrays are indexed [antenna_number (name - 1), pol (0 = XX, 1 = YY)]",
     "stokes": "unpolarized sources: XX = YY = I",
     "noise": "noise added before gains: sigma per real/imag part = SEFD / sqrt(2 dnu dt)",
-    "apparent_flux": "mean over integrations and channels of S(f) * B(t, f)",
+    "apparent_flux": "mean over integrations and channels of S(t, f) * B(t, f)",
+    "intrinsic_flux": ("intrinsic_flux_jy: mean over integrations and channels of S(t, f); flux_1p4_jy: mean over "
+                       "integrations of S(t, 1.4 GHz); beam_mean: mean over integrations and channels of B(t, f)"),
+    "lightcurve": ("S(t, f) = (flux_jy * multiplier(t) + added_jy(t)) * (f / 1.4 GHz) ** alpha, t the integration "
+                   "centre (see dsa110_contimg.simulate.lightcurves)"),
     "spectral_index": "S(f) = flux_jy * (f / 1.4 GHz) ** alpha",
+    "rfi": ("RFI added to the sky visibilities before noise and gains, cross-correlations only; sample amplitude = "
+            "amp_sigma * sigma_jy * chan_profile * time_profile * pol_factor / sqrt(1 + |b| / baseline_scale_m); "
+            "chan_start counts the group's channels in file order (sb00 first, descending); mask and amplitude per "
+            "subband in mask_file, (time, baseline, channel, pol) in the file's own order"),
 }
 
 
@@ -53,7 +61,8 @@ class GroupTruth:
     antpos_source: str
     """Station CSV the positions came from."""
     sources: list[dict]
-    """Sources: ra_deg, dec_deg, flux_jy, alpha, name, apparent_flux_jy, beam_mid."""
+    """Sources: ra_deg, dec_deg, flux_jy, alpha, name, lightcurve, and this group's apparent_flux_jy, beam_mid,
+    intrinsic_flux_jy, flux_1p4_jy and beam_mean (see ``conventions``)."""
     gains: dict
     """:meth:`GainModel.to_dict` output, or the unit model."""
     noise: dict
@@ -62,6 +71,8 @@ class GroupTruth:
     """Fraction of visibilities randomly flagged."""
     calibrator: dict | None = None
     """The injected calibrator, if any."""
+    rfi: dict | None = None
+    """RFI model (level, events, fraction, mask_file) when ``--rfi`` was not ``none``."""
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
     """How to read the numbers above."""
     version: int = 1

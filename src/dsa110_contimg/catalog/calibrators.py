@@ -1,4 +1,4 @@
-"""The bundled table of bright compact L-band calibrators."""
+"""The bundled table of bright compact L-band calibrators (flux models in :mod:`.flux_models`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+
+from .flux_models import has_standard, perley_butler_2017
+from .values import sexagesimal_to_deg
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,6 @@ class Calibrator:
 
     def flux_at(self, freq_hz):
         """Flux density (Jy) at ``freq_hz``: the flux standard when there is one, else the power law."""
-        from .flux_models import has_standard, perley_butler_2017
-
         if has_standard(self.name, self.flux_standard):
             return perley_butler_2017(self.name, freq_hz)
         return self.flux_jy * (np.asarray(freq_hz) / 1.4e9) ** self.alpha
@@ -40,23 +41,11 @@ class Calibrator:
     @property
     def model_name(self) -> str:
         """'Perley-Butler 2017' or 'point (power law)'."""
-        from .flux_models import has_standard
-
         return "Perley-Butler 2017" if has_standard(self.name, self.flux_standard) else "point (power law)"
 
 
-def hms_to_deg(text: str) -> float:
-    """Convert 'hh:mm:ss.s' to degrees."""
-    h, m, s = (float(x) for x in text.split(":"))
-    return 15.0 * (h + m / 60.0 + s / 3600.0)
-
-
-def dms_to_deg(text: str) -> float:
-    """Convert '+dd:mm:ss.s' to degrees."""
-    text = text.strip()
-    sign = -1.0 if text.startswith("-") else 1.0
-    d, m, s = (float(x) for x in text.lstrip("+-").split(":"))
-    return sign * (d + m / 60.0 + s / 3600.0)
+def _deg(text: str, hours: bool) -> float:
+    return float(sexagesimal_to_deg([text], hours=hours)[0])
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +55,7 @@ def bundled_calibrators() -> tuple[Calibrator, ...]:
     rows = [r for r in csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))]
     return tuple(
         Calibrator(
-            name=r["name"], alt_name=r["alt_name"], ra_deg=hms_to_deg(r["ra_hms"]), dec_deg=dms_to_deg(r["dec_dms"]),
+            name=r["name"], alt_name=r["alt_name"], ra_deg=_deg(r["ra_hms"], True), dec_deg=_deg(r["dec_dms"], False),
             flux_jy=float(r["flux_1p4_jy"]), alpha=float(r["alpha"]), flux_standard=r["flux_standard"].strip(),
         )
         for r in rows

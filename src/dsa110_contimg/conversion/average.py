@@ -1,10 +1,10 @@
-"""Average a converted MS in time (and optionally frequency) before solving.
+"""Average a converted MS in time and/or frequency into a new MS (python-casacore).
 
-CASA averages the data inside each solution interval before it solves, so
-pre-averaging in time to the gain solution interval gives the solvers the same
-input at a fraction of the I/O; ``--fast`` also averages channels.  The
-averaging is a weighted mean with flags (weights add up), written as a new MS
-with python-casacore.
+Used before solving (CASA averages the data inside each solution interval
+anyway, so pre-averaging in time to the gain solution interval gives the
+solvers the same input at a fraction of the I/O; ``--fast`` also averages
+channels) and by quick imaging (fewer channels).  The averaging is a weighted
+mean with flags (weights add up), written with the converter's MS writer.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ContimgError
+from ..ms import mark_corrected, read_ms_info, stamp_pointing
+from ..telescope import AntennaTable
+from .ms_writer import MSLayout, create_ms
 
-class AveragingNotSupported(ValueError):
+
+class AveragingNotSupported(ContimgError, ValueError):
     """The MS rows are not a regular time x baseline grid (not written by the converter)."""
 
 
@@ -55,11 +60,9 @@ def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 
     """
     from casacore.tables import table
 
-    from ..conversion.direct_writer import read_pointing, stamp_pointing
-    from ..conversion.ms_writer import MSLayout, create_ms
-    from ..telescope import AntennaTable
-
     src, dst = str(src), Path(dst)
+    info = read_ms_info(src)
+    dec, lon = info.pointing()
     with table(src, ack=False) as t:
         times = t.getcol("TIME")
         a1, a2 = t.getcol("ANTENNA1"), t.getcol("ANTENNA2")
@@ -69,21 +72,16 @@ def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 
         if nbl * nt != t.nrows() or not (np.all(a1.reshape(nt, nbl) == a1[:nbl]) and
                                           np.all(times.reshape(nt, nbl) == utimes[:, None])):
             raise AveragingNotSupported(f"{src}: rows are not a regular time x baseline grid")
-        interval = float(np.median(t.getcol("INTERVAL")))
-        npol = t.getcell("DATA", 0).shape[1]
         field_id = t.getcol("FIELD_ID").reshape(nt, nbl)[:, 0]
+    interval, npol, freqs, width = info.integration_s, info.n_pols, info.freqs_hz, info.channel_width_hz
     with table(f"{src}/ANTENNA", ack=False) as t:
         ants = AntennaTable(names=tuple(t.getcol("NAME")), numbers=np.arange(t.nrows()),
                             stations=tuple(t.getcol("STATION")), ecef=t.getcol("POSITION"), source=src)
-    with table(f"{src}/SPECTRAL_WINDOW", ack=False) as t:
-        freqs = t.getcell("CHAN_FREQ", 0)
-        width = float(t.getcell("CHAN_WIDTH", 0)[0])
     with table(f"{src}/POLARIZATION", ack=False) as t:
         corr = list(t.getcell("CORR_TYPE", 0))
     with table(f"{src}/FIELD", ack=False) as t:
-        fnames, fdirs, ftimes = list(t.getcol("NAME")), t.getcol("PHASE_DIR")[:, 0, :], t.getcol("TIME")
+        ftimes = t.getcol("TIME")
     with table(f"{src}/OBSERVATION", ack=False) as t:
-        tel_name = t.getcell("TELESCOPE_NAME", 0)
         trange = tuple(t.getcell("TIME_RANGE", 0))
         tel_pos = t.getcell("TELESCOPE_LOCATION", 0) if "TELESCOPE_LOCATION" in t.colnames() else ants.ecef.mean(0)
     bins_check = [field_id[i:i + time_bin] for i in range(0, nt, time_bin)]
@@ -92,9 +90,10 @@ def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 
     nchan = freqs.size - freqs.size % chan_bin
     out_freqs = freqs[:nchan].reshape(-1, chan_bin).mean(axis=1)
     bins = [list(range(i, min(i + time_bin, nt))) for i in range(0, nt, time_bin)]
-    layout = MSLayout(antennas=ants, telescope_name=tel_name, array_position=np.asarray(tel_pos),
-                      freqs_hz=out_freqs, channel_width_hz=width * chan_bin, corr_types=corr, field_names=fnames,
-                      field_dirs_rad=fdirs, field_times_s=ftimes, time_range_s=trange,
+    layout = MSLayout(antennas=ants, telescope_name=info.telescope, array_position=np.asarray(tel_pos),
+                      freqs_hz=out_freqs, channel_width_hz=width * chan_bin, corr_types=corr,
+                      field_names=list(info.field_names), field_dirs_rad=info.field_dirs_rad, field_times_s=ftimes,
+                      time_range_s=trange,
                       history=f"averaged from {Path(src).name}: {time_bin} integrations x {chan_bin} channels")
     ms = create_ms(dst, len(bins) * nbl, layout)
     try:
@@ -133,8 +132,8 @@ def average_ms(src: str | Path, dst: str | Path, time_bin: int, chan_bin: int = 
                                   ("DATA_DESC_ID", np.zeros(nbl)), ("ARRAY_ID", np.zeros(nbl)),
                                   ("OBSERVATION_ID", np.zeros(nbl)), ("PROCESSOR_ID", np.zeros(nbl))):
                     ms.putcol(name, np.asarray(val, dtype=np.int32), o0, nbl)
-        dec, lon = read_pointing(src)
         stamp_pointing(ms, dec, lon)
+        mark_corrected(ms, False)  # its CORRECTED_DATA is a copy of its DATA
     finally:
         ms.close()
     return dst

@@ -1,0 +1,5 @@
+"""``python -m dsa110_contimg.cli``: the ``contimg`` command."""
+
+from . import main
+
+main()
