@@ -39,8 +39,16 @@ def test_sigkill_restarts(tmp_path, antpos_csv):
     kills, points = 0, set()
     deadline = time.monotonic() + 600
     while kills < N_KILLS and time.monotonic() < deadline:
+        before = _progress(s.queue_db) if s.queue_db.exists() else None
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 6.0))
+        # kill at a random moment, but only once this run has moved the chain on (a stage finished or a
+        # group claimed): a restart costs a few seconds, and a fixed window shorter than a stage would
+        # only ever kill the same stage
+        t0 = time.monotonic()
+        while p.poll() is None and time.monotonic() - t0 < 60 and \
+                (not s.queue_db.exists() or _progress(s.queue_db) == before):
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 3.0))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()

@@ -138,7 +138,7 @@ class FlagResult:
     def summary(self) -> str:
         """One line for the log or the terminal."""
         worst = max(self.per_subband.items(), key=lambda kv: kv[1], default=("-", 0.0))
-        return (f"{self.ms_path.name}: {self.flagger} flagged {100 * self.fraction_after:.1f}% "
+        return (f"flagged {self.ms_path.name} with {self.flagger}: {100 * self.fraction_after:.1f}% "
                 f"(base {100 * self.fraction_base:.1f}%, RFI +{100 * self.fraction_rfi:.1f}%; worst subband "
                 f"{worst[0]} {100 * worst[1]:.1f}%; {len(self.flagged_antennas)} antennas flagged) "
                 f"in {self.timings.get('total', 0.0):.1f} s")

@@ -107,6 +107,11 @@ def _wait_past_calibration(s: Settings, timeout_s: float) -> None:
 
     from ..db import queue as q
 
+    from .stages import REGISTRY, Stage, checkpoints
+
+    order = checkpoints()
+    cal = next(i for i, spec in enumerate(REGISTRY) if spec.stage == Stage.CALIBRATE)
+    past = set(order[cal:])  # checkpoints from the calibration on
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if s.queue_db.exists():
@@ -118,8 +123,7 @@ def _wait_past_calibration(s: Settings, timeout_s: float) -> None:
                     conn.close()
             except (sqlite3.Error, q.QueueDBError):
                 groups = []
-            if any(g.state in (q.COMPLETED, q.FAILED, q.HELD) or g.processing_stage not in (None, "", "converted")
-                   for g in groups):
+            if any(g.state in (q.COMPLETED, q.FAILED, q.HELD) or g.processing_stage in past for g in groups):
                 return
         time.sleep(0.3)
 
