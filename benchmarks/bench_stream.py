@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("--asap", action="store_true", help="drop all groups at once instead of every 309.24 s")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--executor", default="dask", choices=["dask", "inline"])
+    ap.add_argument("--rfi", default="light", choices=["none", "light", "heavy"], help="interference simulated")
+    ap.add_argument("--flagger", default="aoflagger", choices=["aoflagger", "casa", "none"], help="flag stage")
     args = ap.parse_args()
     work, env = work_dir("bench_stream_")
     try:
@@ -39,7 +41,7 @@ def main() -> None:
         prepare_casa(s.state_dir)
         t = time.perf_counter()
         sim = simulate(SimulateOptions(output_dir=work / "sim", preset="full", groups=args.groups,
-                                       calibrator="3C147", n_sources=10, antpos_csv=CSV, seed=4))
+                                       calibrator="3C147", n_sources=10, antpos_csv=CSV, seed=4, rfi=args.rfi))
         print(f"bench_stream: simulated {args.groups} full-size groups in {time.perf_counter() - t:.0f} s; "
               f"{'as fast as possible' if args.asap else 'one group every 309.24 s'}, {args.workers} worker(s)")
 
@@ -56,7 +58,8 @@ def main() -> None:
         t0 = time.perf_counter()
         feeder.start()
         daemon = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, workers=args.workers,
-                                            executor=args.executor, poll_interval_s=0.5, use_inotify=True), s)
+                                            executor=args.executor, poll_interval_s=0.5, use_inotify=True,
+                                            flagger=args.flagger), s)
         daemon.start()
         try:
             while True:
@@ -77,7 +80,9 @@ def main() -> None:
 
         for gid, state, m in sorted(rows):
             stages = ", ".join(f"{k} {v or 0:.1f}" for k, v in stage_seconds(m).items())
-            print(f"  {gid}: {state}, latency {m.get('latency_s') or float('nan'):6.1f} s ({stages})")
+            flagged = m.get("flagged_fraction")
+            flagged = f", flagged {100 * flagged:.1f}%" if flagged is not None else ""
+            print(f"  {gid}: {state}, latency {m.get('latency_s') or float('nan'):6.1f} s ({stages}){flagged}")
         print(f"  throughput: {args.groups} groups in {wall:.0f} s = {args.groups / wall * GROUP_SECONDS:.2f} groups per 309 s "
               "(targets: latency <= 90 s, >= 3 groups per 309 s)")
     finally:
