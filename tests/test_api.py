@@ -121,6 +121,29 @@ def test_group_detail(client, pipeline_run):
     assert client.get("/api/groups/2025-10-02T00:00:00").status_code == 404
 
 
+def test_group_flagging_report_and_plot(client, pipeline_run):
+    """The flag stage's report: fractions in the group detail, the QA plot served and shown on the group page."""
+    from dsa110_contimg.db import flag_reports
+    from dsa110_contimg.db import products as pdb
+
+    cal, target = sorted(g["group_id"] for g in client.get("/api/groups?state=completed").json()["items"])
+    for gid in (cal, target):
+        g = client.get(f"/api/groups/{gid}").json()
+        f = g["flags"]
+        assert f is not None and f["flagger"] == "aoflagger"
+        assert f["fraction_base"] <= f["fraction_flagged"] < 1 and len(f["per_subband"]) == 16
+        assert f["fraction_rfi"] == pytest.approx(f["fraction_flagged"] - f["fraction_base"])
+        stages = {s["stage"]: s for s in g["stages"]}
+        assert stages["flag"]["done"] and stages["flag"]["seconds"] > 0
+        pconn = pdb.connect(pipeline_run.settings.products_db)
+        rep = flag_reports.get_for_group(pconn, gid)
+        pconn.close()
+        r = client.get(f["plot_url"])
+        assert r.status_code == 200 and r.content == Path(rep.plot_path).read_bytes()
+        assert f["plot_url"] in client.get(f"/groups/{gid}").text
+    assert client.get("/api/groups/2025-10-02T00:00:00/flags.png").status_code == 404
+
+
 def test_ms_index(client, pipeline_run):
     from dsa110_contimg.db import products as pdb
 

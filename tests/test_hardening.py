@@ -401,7 +401,7 @@ def test_item2_stage_timeout_kills_blocked_worker(sims, tmp_path, antpos_csv):
     blocked = _copy_group(sims[2].files, s.incoming_dir)
     daemon = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, executor="dask",
                                         workers=1, poll_interval_s=0.2, use_inotify=False, max_retries=1,
-                                        stage_timeout_s=45.0), s)
+                                        stage_timeout_s=30.0), s)
     daemon.start()
     try:
         blocked[1].unlink()

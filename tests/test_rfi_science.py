@@ -86,6 +86,7 @@ def _flux_ratio(ms: Path, sol, truth: GroupTruth, out: Path) -> float:
     return fit_point_source(image, c["ra_deg"], c["dec_deg"])["peak"] / c["apparent_flux_jy"]
 
 
+@pytest.mark.slow  # medium-size simulation, two solves and two images: ~2 min; run with `make test-slow`
 def test_flagged_heavy_rfi_calibrates_like_clean_data(heavy_cal, tmp_path):
     truth = heavy_cal["truth"]
     flagged = tmp_path / "flagged.ms"

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     from ..db.products_schema import ProductsDBError
     from ..db.queue_schema import QueueDBError
     from ..errors import DatabaseFault
-    from . import dashboard, routes
+    from . import dashboard, routes, sources
 
     settings = settings or load_settings(create_dirs=False)
     app = FastAPI(title="dsa110-contimg monitoring API",
@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     app.state.ctx = ApiContext(settings, refresh_s=refresh_s)
     app.include_router(routes.router)
     app.include_router(dashboard.router)
+    app.include_router(sources.router)
+    app.include_router(sources.pages)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     for error in (DatabaseUnavailable, DatabaseFault, QueueDBError, ProductsDBError, CalRegistryError,

@@ -20,6 +20,7 @@ SQLITE_INT_MAX = 2**63 - 1
 State = Literal[STATES]  # type: ignore[valid-type]  # the queue's states (a tuple subscript = its members)
 ExtraKind = Literal[EXTRA_KINDS]  # type: ignore[valid-type]  # kinds of the files set aside
 ImageId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX, description="Image id (row id of the products database).")]
+SourceId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX, description="Survey source id (``sources.id``).")]
 Offset = Annotated[int, Query(ge=0, le=SQLITE_INT_MAX, description="Rows to skip.")]
 
 

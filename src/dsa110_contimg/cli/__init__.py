@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "caltables": "dsa110_contimg.db.cal_registry_cli:caltables",
     "catalog": "dsa110_contimg.catalog.cli:catalog",
     "api": "dsa110_contimg.api.cli:api_cmd",
+    "sources": "dsa110_contimg.cli.sources:sources_group",
 }
 """Command name -> ``module:attribute`` of its click command, imported on first use."""
 

@@ -33,7 +33,7 @@ from .products_schema import ProductsDBError
 from .sources_write import DEC_BAND_DEG, RecordSummary, _cone_sql, dec_band, sep_deg, record_photometry  # noqa: F401
 
 ORDERS = {"id": "id", "eta": "eta DESC, id", "v": "v_index DESC, id", "last": "last_mjd DESC, id",
-          "flux": "flux_wmean_jy DESC, id"}
+          "flux": "flux_wmean_jy DESC, id", "n": "n_measurements DESC, id"}
 """Orders of :func:`list_sources`."""
 
 

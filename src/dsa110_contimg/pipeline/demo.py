@@ -86,15 +86,7 @@ def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, execu
     feeder.start()
     daemon = StreamDaemon(StreamOptions(input_dir=s.incoming_dir, output_dir=s.output_dir, executor=executor,
                                         workers=workers, poll_interval_s=0.3, hold_retry_s=2.0), s)
-    daemon.start()
-    try:
-        while True:
-            daemon.step()
-            if not feeder.is_alive() and _all_done(s, n_groups) and not daemon.running:
-                break
-            time.sleep(0.3)
-    finally:
-        daemon.stop()
+    daemon.run(until_idle=True, more_coming=feeder.is_alive)  # the daemon's own loop, until all is done
     out = DemoResult(root=root, settings=s)
     out.rows = summarise(s, sim.groups)
     out.failed = sum(r["state"] != "completed" for r in out.rows)
@@ -126,17 +118,6 @@ def _wait_past_calibration(s: Settings, timeout_s: float) -> None:
             if any(g.state in (q.COMPLETED, q.FAILED, q.HELD) or g.processing_stage in past for g in groups):
                 return
         time.sleep(0.3)
-
-
-def _all_done(s: Settings, n: int) -> bool:
-    from ..db import queue as q
-
-    conn = q.connect(s.queue_db)
-    try:
-        c = q.counts_by_state(conn)
-    finally:
-        conn.close()
-    return c.get(q.COMPLETED, 0) + c.get(q.FAILED, 0) >= n
 
 
 def summarise(s: Settings, sim_groups) -> list[dict]:

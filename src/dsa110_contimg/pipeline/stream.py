@@ -26,6 +26,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..calibration.apply import NoValidCalibrationError
 from ..catalog.calibrators import bundled_calibrators
@@ -209,8 +210,11 @@ class StreamDaemon:
         finally:
             conn.close()
 
-    def run(self, max_seconds: float | None = None, until_idle: bool = False) -> DaemonStats:
+    def run(self, max_seconds: float | None = None, until_idle: bool = False,
+            more_coming: Callable[[], bool] | None = None) -> DaemonStats:
         """Loop until interrupted (SIGINT/SIGTERM), ``max_seconds``, or (``until_idle``) nothing is left to do.
+
+        ``more_coming`` (e.g. a feeder thread's ``is_alive``) keeps an idle loop going while it is true.
 
         An error of one pass (e.g. the queue database became unreadable) is logged on one
         line naming the file, and the loop goes on after a pause.
@@ -223,7 +227,7 @@ class StreamDaemon:
             while True:
                 try:
                     self.step()
-                    if until_idle and not self.running and self._idle():
+                    if until_idle and not self.running and not (more_coming and more_coming()) and self._idle():
                         break
                     errors = 0
                 except Exception as exc:  # noqa: BLE001 - the daemon never dies of one pass
