@@ -55,3 +55,28 @@ def pipeline_run(tmp_path_factory, antpos_csv):
     from api_helpers import run_pipeline
 
     return run_pipeline(tmp_path_factory.mktemp("api_run"), antpos_csv)
+
+
+@pytest.fixture
+def mount_tmpfs():
+    """Factory ``mount(path, size, read_only=False)``: a small tmpfs (e.g. a full disk) at ``path``; root only
+    (skips otherwise); unmounted at teardown."""
+    import shutil
+    import subprocess
+
+    mounted = []
+
+    def mount(path: Path, size: str, read_only: bool = False) -> Path:
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("mounting a small tmpfs needs root and the mount command")
+        path.mkdir(parents=True, exist_ok=True)
+        opts = f"size={size}" + (",ro" if read_only else "")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for p in reversed(mounted):
+        subprocess.run(["umount", "-l", str(p)], capture_output=True)

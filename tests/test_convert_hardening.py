@@ -189,25 +189,6 @@ def test_pyuvdata_reader_names_the_malformed_file(small_cal_group, tmp_path):
 
 # ---------------------------------------------------------------- item 10: full / read-only disk
 
-@pytest.fixture
-def mount_tmpfs():
-    """Mount small tmpfs file systems (root only); unmounted at teardown."""
-    mounted = []
-
-    def mount(path: Path, size: str, read_only: bool = False) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        opts = f"size={size}" + (",ro" if read_only else "")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-        mounted.append(path)
-        return path
-
-    yield mount
-    for p in reversed(mounted):
-        subprocess.run(["umount", "-l", str(p)], check=False)
-
-
 CONVERT_CHILD = r"""
 import json, sys
 from pathlib import Path

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -36,27 +35,10 @@ def tiny_ms(tmp_path_factory, antpos_csv):
 
 
 @pytest.fixture
-def tmpfs(tmp_path):
-    """Factory: mount a tmpfs of a given size (optionally read-only) under tmp_path; unmounted afterwards."""
-    mounted = []
-
-    def make(size: str, read_only: bool = False) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a small tmpfs needs root")
-        if shutil.which("mount") is None:
-            pytest.skip("no mount command")
-        d = tmp_path / f"fs{len(mounted)}"
-        d.mkdir()
-        opts = f"size={size}" + (",ro" if read_only else "")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)], capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-        mounted.append(d)
-        return d
-
-    yield make
-    for d in reversed(mounted):
-        subprocess.run(["umount", str(d)], capture_output=True)
+def tmpfs(tmp_path, mount_tmpfs):
+    """Factory: mount a tmpfs of a given size (optionally read-only) under tmp_path (see conftest's mount_tmpfs)."""
+    count = iter(range(1000))
+    return lambda size, read_only=False: mount_tmpfs(tmp_path / f"fs{next(count)}", size, read_only)
 
 
 @needs_wsclean
