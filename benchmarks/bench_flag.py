@@ -45,7 +45,8 @@ def sample():
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
-res = flag_ms(Path(sys.argv[1]), FlagOptions(flagger=sys.argv[2], qa_dir=Path(sys.argv[4])))
+strategy = Path(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else None
+res = flag_ms(Path(sys.argv[1]), FlagOptions(flagger=sys.argv[2], qa_dir=Path(sys.argv[4]), strategy=strategy))
 wall = time.perf_counter() - t0
 cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
           for f in ("ru_utime", "ru_stime"))
@@ -80,6 +81,7 @@ def main() -> None:
     ap.add_argument("--sim-dir", type=Path, default=None, help="folder with that group's truth JSON and _rfi.npz")
     ap.add_argument("--flaggers", default="aoflagger,casa", help="comma list (default: aoflagger,casa)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--strategy", type=Path, default=None, help="AOFlagger Lua strategy (default: the shipped one)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
 
@@ -105,7 +107,8 @@ def main() -> None:
     try:
         for flagger in [f.strip() for f in args.flaggers.split(",") if f.strip()]:
             write_flags(ms, layout, before)
-            out = run_child(CHILD, [str(ms), flagger, str(work / "state"), str(work / f"qa_{flagger}")], env,
+            out = run_child(CHILD, [str(ms), flagger, str(work / "state"), str(work / f"qa_{flagger}"),
+                                    str(args.strategy.resolve()) if args.strategy else ""], env,
                             f"flag_ms({flagger})")
             after = read_flags(ms, layout)
             sc = score_flags(after, base, mask, amp, sigma)

@@ -4,15 +4,21 @@ The database is built with the package's own writers (``db.products.connect`` ma
 the schema, ``db.sources.record_photometry`` records six images' photometry as the
 daemon does), without running the pipeline: a steady catalog source, a source
 stepping between two fluxes (variable) and a flare first detected in the last image
-with two backfilled upper limits (new, too few measurements to be variable).
+with two backfilled upper limits (new, too few measurements to be variable).  Each
+image's pb-corrected FITS is real (256 px of 12", the three sources at their fluxes plus
+noise) in the output folder, but image 2's registered file is a symbolic link (refused).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,10 +32,10 @@ STEP = [0.30, 0.30, 0.60, 0.60, 0.30, 0.60]
 POS = {"steady": (86.0, 50.0), "var": (86.5, 50.2), "new": (85.5, 49.8)}
 
 
-def _run(i: int) -> ImageRun:
+def _run(i: int, img: Path) -> ImageRun:
     mjd = MJD0 + i
-    return ImageRun(image_id=i, group_id=f"2025-10-0{i}T00:00:00", ms_path=f"/ms/{i}.ms", image_path=f"/img/{i}.fits",
-                    pbcor_path=f"/img/{i}-pb.fits", mid_mjd=mjd, first_time_mjd=mjd, last_time_mjd=mjd, n_times=1,
+    return ImageRun(image_id=i, group_id=f"2025-10-0{i}T00:00:00", ms_path=f"/ms/{i}.ms",
+                    image_path=str(img / f"{i}.fits"), pbcor_path=str(img / f"{i}-pb.fits"), mid_mjd=mjd, first_time_mjd=mjd, last_time_mjd=mjd, n_times=1,
                     pointing_dec_deg=50.0, fringestop_lon_deg=-118.3, freq_min_hz=1.31e9, freq_max_hz=1.5e9,
                     ra_deg=86.0, dec_deg=50.0, radius_deg=1.5, rms_jy=0.002, beam_major_arcsec=36.0,
                     beam_minor_arcsec=30.0, beam_pa_deg=0.0)
@@ -43,6 +49,28 @@ def _m(i: int, which: str, flux: float, kind: str = "forced", **kw) -> Measureme
                        ra_deg=ra, dec_deg=dec, kind=kind, **det, **kw)
 
 
+def _write_pbcor(path: Path, i: int, rng) -> None:
+    """Image ``i``'s pb-corrected FITS as WSClean lays it out (4 axes): the three sources at their fluxes, noise."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    n, cell = 256, 12.0
+    h = fits.Header()
+    for k, (ctype, crval, cdelt, crpix) in enumerate([("RA---SIN", 86.0, -cell / 3600, n / 2 + 1),
+                                                       ("DEC--SIN", 50.0, cell / 3600, n / 2 + 1),
+                                                       ("FREQ", 1.4e9, 1.9e8, 1.0), ("STOKES", 1.0, 1.0, 1.0)], 1):
+        h[f"CTYPE{k}"], h[f"CRVAL{k}"], h[f"CDELT{k}"], h[f"CRPIX{k}"] = ctype, crval, cdelt, crpix
+    h["BMAJ"], h["BMIN"], h["BPA"], h["BUNIT"] = 36 / 3600, 30 / 3600, 0.0, "JY/BEAM"
+    wcs = WCS(h).celestial
+    yy, xx = np.mgrid[0:n, 0:n]
+    data = rng.normal(0.0, 0.002, (n, n))
+    for which, flux in (("steady", STEADY[i - 1]), ("var", STEP[i - 1]), ("new", 0.2 if i == 6 else 0.0)):
+        x, y = wcs.world_to_pixel_values(*POS[which])
+        data += flux * np.exp(-0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / (33 / 2.355 / cell) ** 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.PrimaryHDU(data[None, None].astype(np.float32), h).writeto(path)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """Settings pointing at a products database with three sources (ids in the dict)."""
@@ -54,10 +82,15 @@ def site(tmp_path_factory):
            "PIPELINE_OUTPUT_DIR": str(root / "out"), "PIPELINE_STAGE_DIR": str(root / "stage"),
            "PIPELINE_PRODUCTS_DB": str(root / "state" / "products.sqlite3")}
     s = replace(load_settings(env), api_cache_s=0.0)
+    img = root / "out" / "img"
+    rng = np.random.default_rng(5)
+    for i in range(1, 7):
+        _write_pbcor(img / (f"{i}-pb.fits" if i != 2 else "elsewhere.fits"), i, rng)
+    os.symlink(img / "elsewhere.fits", img / "2-pb.fits")  # registered, but a link: never read
     conn = pdb.connect(s.products_db)
     for i in range(1, 7):
-        pdb.upsert_image(conn, pdb.ImageRecord(f"/img/{i}.fits", ms_path=f"/ms/{i}.ms", type="image"))
-    first = PhotometryResult(_run(1), (_m(1, "steady", STEADY[0], "detection", new_index=0),
+        pdb.upsert_image(conn, pdb.ImageRecord(str(img / f"{i}.fits"), ms_path=f"/ms/{i}.ms", type="image"))
+    first = PhotometryResult(_run(1, img), (_m(1, "steady", STEADY[0], "detection", new_index=0),
                                        _m(1, "var", STEP[0], "detection", new_index=1)),
                              (NewSource(*POS["steady"], 2.0, 2.0, "catalog", catalog_source_id=77,
                                         catalog_sep_arcsec=1.5, catalog_flux_jy=0.48),
@@ -71,9 +104,9 @@ def site(tmp_path_factory):
             ms += [_m(6, "new", 0.2, "detection", new_index=0), _m(4, "new", 0.001, new_index=0, backfilled=True),
                    _m(5, "new", -0.002, new_index=0, backfilled=True)]
             new = (NewSource(*POS["new"], 2.0, 2.0, "detection", new_sigma=20.0, n_earlier_images=2),)
-        made = sdb.record_photometry(conn, PhotometryResult(_run(i), tuple(ms), new, var, 36.0)).new_source_ids
+        made = sdb.record_photometry(conn, PhotometryResult(_run(i, img), tuple(ms), new, var, 36.0)).new_source_ids
     conn.close()
-    ids = {"steady": steady, "var": var, "new": made[0], "settings": s, "env": env}
+    ids = {"steady": steady, "var": var, "new": made[0], "settings": s, "env": env, "img": img}
     return ids
 
 
@@ -130,6 +163,57 @@ def test_source_detail_lightcurve_and_errors(client, site):
     assert "/sources" not in paths
 
 
+def _png(content: bytes) -> np.ndarray:
+    from matplotlib.image import imread
+
+    assert content.startswith(b"\x89PNG\r\n\x1a\n")
+    return imread(io.BytesIO(content), format="png")
+
+
+def test_cutouts_strip_from_the_registered_fits(client, site):
+    from dsa110_contimg.api.source_cutouts import HEIGHT_PX, LABEL_PX, PAD_PX, PANEL_PX
+
+    var = site["var"]
+    assert client.get(f"/api/sources/{var}").json()["cutouts_png"] == f"/api/sources/{var}/cutouts.png"
+    r = client.get(f"/api/sources/{var}/cutouts.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    assert r.headers["etag"].startswith('"') and "max-age" in r.headers["cache-control"]
+    px = _png(r.content)
+    assert px.shape[:2] == (HEIGHT_PX, 6 * PANEL_PX)  # one panel per image that measured it (6)
+    side = PANEL_PX - 2 * PAD_PX
+    top = HEIGHT_PX - LABEL_PX - side  # rows of the picture, from the top
+
+    def panel(i):
+        return px[top:top + side, i * PANEL_PX + PAD_PX:i * PANEL_PX + PAD_PX + side, :3].mean(axis=2)
+
+    for i in (0, 2, 3, 4, 5):  # a cutout centred on the source: brightest near the centre
+        p = panel(i)
+        c = p[side // 2 - 6:side // 2 + 6, side // 2 - 6:side // 2 + 6]
+        assert c.max() > 0.8 and c.mean() > p.mean() + 0.2 and p.std() > 0.05, i
+    refused = panel(1)  # image 2: a symbolic link, not read: a grey panel with its text
+    assert np.median(refused) == pytest.approx(0.8, abs=0.01)
+    # the most recent n; the new source has 3 measurements
+    assert _png(client.get(f"/api/sources/{var}/cutouts.png?n=2&size_arcsec=120").content).shape[1] == 2 * PANEL_PX
+    assert _png(client.get(f"/api/sources/{site['new']}/cutouts.png").content).shape[1] == 3 * PANEL_PX
+    # cache: the same ETag is a 304; a file rewritten (new mtime) is a new drawing
+    again = client.get(f"/api/sources/{var}/cutouts.png", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    st = (site["img"] / "6-pb.fits").stat()
+    os.utime(site["img"] / "6-pb.fits", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    fresh = client.get(f"/api/sources/{var}/cutouts.png", headers={"If-None-Match": r.headers["etag"]})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != r.headers["etag"]
+    assert client.get(f"/api/sources/{var}/cutouts.png?n=1&size_arcsec=300").headers["etag"] != \
+        client.get(f"/api/sources/{var}/cutouts.png?n=1&size_arcsec=600").headers["etag"]
+    # errors
+    assert client.get("/api/sources/999/cutouts.png").status_code == 404
+    for bad in ("n=0", "n=13", "n=two", "size_arcsec=nan", "size_arcsec=inf", "size_arcsec=5", "size_arcsec=1e6",
+                "size_arcsec=-300"):
+        assert client.get(f"/api/sources/{var}/cutouts.png?{bad}").status_code == 422, bad
+    for bad in ("0", "-3", "9223372036854775808", "abc"):
+        assert client.get(f"/api/sources/{bad}/cutouts.png").status_code == 422, bad
+    assert "/api/sources/{source_id}/cutouts.png" in client.get("/openapi.json").json()["paths"]
+
+
 def test_dashboard_pages(client, site):
     html = client.get("/sources").text
     plane = html[html.index("<svg"):html.index("</svg>")]
@@ -144,6 +228,7 @@ def test_dashboard_pages(client, site):
     assert client.get("/sources?order=bogus").status_code == 422
     one = client.get(f"/sources/{site['var']}").text
     assert f'src="/api/sources/{site["var"]}/lightcurve.png"' in one
+    assert f'id="cutouts" src="/api/sources/{site["var"]}/cutouts.png"' in one
     assert len(re.findall(r'<tr class="measurement (detection|forced)"', one)) == 6
     assert 'href="/images/6"' in one and "no catalog counterpart" in one
     cat = client.get(f"/sources/{site['steady']}").text

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     from ..db.products_schema import ProductsDBError
     from ..db.queue_schema import QueueDBError
     from ..errors import DatabaseFault
-    from . import dashboard, routes, sources
+    from . import dashboard, routes, source_cutouts, sources
 
     settings = settings or load_settings(create_dirs=False)
     app = FastAPI(title="dsa110-contimg monitoring API",
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     app.include_router(routes.router)
     app.include_router(dashboard.router)
     app.include_router(sources.router)
+    app.include_router(source_cutouts.router)
     app.include_router(sources.pages)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 

@@ -8,7 +8,8 @@ request (:mod:`.source_plots`).
 Examples
 --------
 ``GET /api/sources?variable=true&min_eta=5&limit=50``, ``GET /api/sources/12``,
-``GET /api/sources/12/lightcurve.png``; pages ``/sources?order=eta`` and ``/sources/12``.
+``GET /api/sources/12/lightcurve.png`` (and ``/cutouts.png``, :mod:`.source_cutouts`); pages
+``/sources?order=eta`` and ``/sources/12``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class SourceDetail(SourceSummary):
 
     measurements: list[MeasurementPoint]
     lightcurve_png: str = Field(description="URL of the light curve picture.")
+    cutouts_png: str = Field(description="URL of the cutouts from the most recent images that measured it.")
     thresholds: dict[str, float] = Field(description="Variability thresholds of the flags (eta_min, v_min, ...).")
 
 
@@ -152,7 +154,7 @@ def source_detail(ctx: ApiContext, source_id: int) -> dict[str, Any] | None:
             return None
         points = [_point(m) for m in sdb.get_measurements(conn, source_id)]
     return {**_summary(rec), "measurements": points, "lightcurve_png": f"/api/sources/{source_id}/lightcurve.png",
-            "thresholds": thresholds()}
+            "cutouts_png": f"/api/sources/{source_id}/cutouts.png", "thresholds": thresholds()}
 
 
 def _lightcurve(ctx: ApiContext, source_id: int) -> bytes | None:
@@ -228,7 +230,7 @@ async def sources_page(request: Request, c: Ctx, order: Order = "eta", variable:
 
 @pages.get("/sources/{source_id}", response_class=HTMLResponse)
 async def source_page(request: Request, c: Ctx, source_id: SourceId):
-    """One source: its light curve, measurements and catalog match."""
+    """One source: its light curve, cutouts, measurements and catalog match."""
     from .dashboard import _render
 
     s = _found(source_detail(c, source_id), source_id)

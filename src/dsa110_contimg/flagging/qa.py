@@ -51,7 +51,8 @@ def plot_flags(path: str | Path, waterfall: np.ndarray, freqs_hz: np.ndarray, ti
     ax1.set_xticklabels(names[::step], fontsize=7, rotation=90)
     ax1.set_xlabel("antenna")
     ax1.set_ylabel("flagged fraction")
-    fig.tight_layout()
+    # fixed margins: tight_layout costs half a second of the stage's budget on this figure
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.95, bottom=0.11, hspace=0.38)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
