@@ -59,6 +59,8 @@ class Settings:
     """How long the API reuses an answer it computed (s; 0: never) (``PIPELINE_API_CACHE_S``)."""
     stage_timeout_s: float = 1800.0
     """Wall-clock limit of one stage of one group, after which it is killed (``PIPELINE_STAGE_TIMEOUT_S``)."""
+    mosaic_groups: int = 12
+    """Groups per mosaic window the daemon builds (0: no mosaics) (``PIPELINE_MOSAIC_GROUPS``)."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from: ``env:VAR`` or ``default``."""
 
@@ -97,6 +99,7 @@ _VARIABLES: dict[str, str] = {
     "PIPELINE_API_TOKEN": "api_token",
     "PIPELINE_API_CACHE_S": "api_cache_s",
     "PIPELINE_STAGE_TIMEOUT_S": "stage_timeout_s",
+    "PIPELINE_MOSAIC_GROUPS": "mosaic_groups",
 }
 
 
@@ -183,6 +186,13 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
     token = get("PIPELINE_API_TOKEN")
     cache_s = _seconds("PIPELINE_API_CACHE_S", get("PIPELINE_API_CACHE_S"), 1.0, 0, 3600)
     timeout_s = _seconds("PIPELINE_STAGE_TIMEOUT_S", get("PIPELINE_STAGE_TIMEOUT_S"), 1800.0, 1, 86400)
+    raw_mosaic = get("PIPELINE_MOSAIC_GROUPS")
+    try:
+        mosaic_groups = 12 if raw_mosaic is None else int(raw_mosaic)
+    except ValueError:
+        raise ConfigError(f"PIPELINE_MOSAIC_GROUPS={raw_mosaic!r}: not an integer") from None
+    if not 0 <= mosaic_groups <= 1000:
+        raise ConfigError(f"PIPELINE_MOSAIC_GROUPS={mosaic_groups}: must be between 0 (no mosaics) and 1000")
 
     if create_dirs:
         _ensure_dir("PIPELINE_STATE_DIR", state_dir)
@@ -207,6 +217,7 @@ def load_settings(environ: Mapping[str, str] | None = None, create_dirs: bool = 
         api_token=token,
         api_cache_s=cache_s,
         stage_timeout_s=timeout_s,
+        mosaic_groups=mosaic_groups,
         sources=sources,
     )
 

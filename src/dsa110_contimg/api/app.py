@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     from ..db.products_schema import ProductsDBError
     from ..db.queue_schema import QueueDBError
     from ..errors import DatabaseFault
-    from . import dashboard, routes, source_cutouts, sources
+    from . import dashboard, mosaics, routes, source_cutouts, sources
 
     settings = settings or load_settings(create_dirs=False)
     app = FastAPI(title="dsa110-contimg monitoring API",
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None, refresh_s: float = 10.0) -> Fas
     app.include_router(sources.router)
     app.include_router(source_cutouts.router)
     app.include_router(sources.pages)
+    app.include_router(mosaics.router)
+    app.include_router(mosaics.pages)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     for error in (DatabaseUnavailable, DatabaseFault, QueueDBError, ProductsDBError, CalRegistryError,

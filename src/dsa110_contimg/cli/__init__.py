@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "catalog": "dsa110_contimg.catalog.cli:catalog",
     "api": "dsa110_contimg.api.cli:api_cmd",
     "sources": "dsa110_contimg.cli.sources:sources_group",
+    "mosaic": "dsa110_contimg.cli.mosaic:mosaic_cmd",
 }
 """Command name -> ``module:attribute`` of its click command, imported on first use."""
 

@@ -50,6 +50,13 @@ def demo_cmd(preset: str, groups: int, executor: str, rfi: str, no_serve: bool, 
                       f"{r['rms_mjy']:.2f}" if r["rms_mjy"] else "", f"{r['found']}/{r['injected']}",
                       Path(r["image"]).name if r["image"] else r["error"][:50])
     Console(width=200).print(table)
+    m = res.mosaic
+    if m is not None and m.status == "ok":
+        click.echo(f"mosaic of the target groups: {m.n_used}/{m.n_inputs} images, rms "
+                   f"{1e3 * (m.rms_jy or float('nan')):.2f} mJy/bm (predicted {1e3 * (m.noise_median_jy or 0):.2f}), "
+                   f"{m.n_sources or 0} sources -> {m.path}")
+    elif m is not None:
+        click.echo(f"mosaic of the target groups failed: {m.error}")
     click.echo(f"products: {res.settings.output_dir}")
     click.echo(f"databases: {res.settings.queue_db}, {res.settings.products_db}, {res.settings.cal_registry_db}")
     serving = should_serve(no_serve)

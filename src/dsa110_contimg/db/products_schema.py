@@ -16,7 +16,7 @@ from . import sqlite_base as _base
 
 WHAT = "products database"
 """Name used in error messages."""
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Version stored in ``PRAGMA user_version`` once every migration has run."""
 
 
@@ -217,8 +217,28 @@ def _migration_5(conn: sqlite3.Connection) -> None:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
 
 
+MOSAIC_COLUMNS: list[tuple[str, str]] = [
+    ("name", "TEXT UNIQUE NOT NULL"), ("start_mjd", "REAL"), ("end_mjd", "REAL"), ("created_at", "TEXT"),
+    ("updated_at", "TEXT"), ("status", "TEXT NOT NULL"), ("error", "TEXT"), ("fingerprint", "TEXT"),
+    ("n_inputs", "INTEGER"), ("n_used", "INTEGER"), ("inputs_json", "TEXT"), ("path", "TEXT"),
+    ("weight_path", "TEXT"), ("noise_path", "TEXT"), ("preview_path", "TEXT"), ("projection", "TEXT"),
+    ("ra_deg", "REAL"), ("dec_deg", "REAL"), ("width_deg", "REAL"), ("height_deg", "REAL"), ("freq_hz", "REAL"),
+    ("beam_major_arcsec", "REAL"), ("beam_minor_arcsec", "REAL"), ("beam_pa_deg", "REAL"), ("rms_jy", "REAL"),
+    ("noise_median_jy", "REAL"), ("n_sources", "INTEGER"), ("flux_ratio_median", "REAL"),
+    ("astrometry_offset_arcsec", "REAL"), ("qa_json", "TEXT"), ("timings_json", "TEXT"), ("seconds", "REAL")]
+"""Columns of ``mosaics`` (schema version 6, after ``id``): one linear mosaic per window of groups (``name``),
+its inputs (used or excluded, with the reason), files, grid, beam, noise and QA; ``fingerprint`` identifies the
+inputs it was built from (a changed input rebuilds it)."""
+
+
+def _migration_6(conn: sqlite3.Connection) -> None:
+    """``mosaics``: primary-beam-weighted linear mosaics of windows of consecutive groups."""
+    _create_table(conn, "mosaics", MOSAIC_COLUMNS, with_id=True)
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_mosaics_time ON mosaics (start_mjd)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
-                                                          _migration_5]
+                                                          _migration_5, _migration_6]
 """``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -5,6 +5,7 @@ What they need to know about the observation is the MS's :class:`~dsa110_contimg
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,30 @@ def complete_header(fits_path: str | Path, info: MSInfo, bunit: str = "JY/BEAM",
             h[k] = v
 
 
+PB_KEYWORDS = ("PBDEC", "PBLON", "PBMJD0", "PBMJD1", "PBNTIME", "PBFMIN", "PBFMAX")
+"""FITS keywords of an image's drift-scan primary beam (:func:`pb_keywords`), in the order of
+:class:`dsa110_contimg.mosaic.beam.DriftBeam`'s fields."""
+
+
+def pb_keywords(info: MSInfo) -> dict[str, tuple[float | int, str]]:
+    """The header cards (value, comment) from which :func:`drift_scan_pb` of an image can be rebuilt
+    without its MS: pointing, fringe-stop meridian, first/last integration, integrations, band edges.
+
+    Raises
+    ------
+    ValueError
+        The MS carries no drift-scan pointing (see :meth:`~dsa110_contimg.ms.MSInfo.pointing`).
+    """
+    dec, lon = info.pointing()
+    t = info.times_mjd
+    values = (math.degrees(dec), math.degrees(lon), float(t[0]), float(t[-1]), int(t.size),
+              float(info.freqs_hz.min()), float(info.freqs_hz.max()))
+    comments = ("[deg] apparent dec of the drift-scan pointing", "[deg] E longitude of the fringe-stop meridian",
+                "[d] first integration centre (UTC MJD)", "[d] last integration centre (UTC MJD)",
+                "integrations averaged in the primary beam", "[Hz] lowest channel", "[Hz] highest channel")
+    return {k: (v, c) for k, v, c in zip(PB_KEYWORDS, values, comments)}
+
+
 def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: MSInfo, n_freq: int = 8,
                   n_time: int = 12) -> np.ndarray:
     """Primary-beam power of a drift scan, averaged over the group's times and band.
@@ -61,7 +86,9 @@ def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: MSInfo, n_freq:
     ra_deg, dec_deg
         J2000 directions (any shape).
     info
-        Times, frequencies and pointing of the observation.
+        Times, frequencies and pointing of the observation: an :class:`~dsa110_contimg.ms.MSInfo`
+        or anything with its ``times_mjd``, ``freqs_hz``, ``pointing_dec_rad`` and
+        ``fringestop_lon_rad`` (e.g. :class:`dsa110_contimg.mosaic.beam.DriftBeam`).
     n_freq, n_time
         Number of frequencies and times sampled for the average.
     """
@@ -78,23 +105,46 @@ def drift_scan_pb(ra_deg: np.ndarray, dec_deg: np.ndarray, info: MSInfo, n_freq:
     return pb / (len(pointings) * len(f_s))
 
 
+def grid_interp(coarse: np.ndarray, gy: np.ndarray, gx: np.ndarray, ny: int, nx: int) -> np.ndarray:
+    """Bilinear interpolation of values on a coarse tensor grid onto every pixel of an ``(ny, nx)`` grid.
+
+    Separable (one pass along x, one along y), so it costs a few array operations per pixel; the
+    same values as ``scipy.interpolate.RegularGridInterpolator`` (linear) on that grid.
+
+    Parameters
+    ----------
+    coarse
+        Values at rows ``gy`` and columns ``gx``, shape ``(len(gy), len(gx))``.
+    gy, gx
+        Ascending pixel coordinates of the coarse rows and columns (at least two each), spanning
+        ``0 .. ny - 1`` and ``0 .. nx - 1``.
+    ny, nx
+        Shape of the output grid.
+    """
+    def axis(g, n):
+        p = np.arange(n, dtype=float)
+        i = np.clip(np.searchsorted(g, p, side="right") - 1, 0, len(g) - 2)
+        return i, (p - g[i]) / (g[i + 1] - g[i])
+
+    iy, fy = axis(np.asarray(gy, float), ny)
+    ix, fx = axis(np.asarray(gx, float), nx)
+    rows = coarse[:, ix] * (1.0 - fx) + coarse[:, ix + 1] * fx
+    return rows[iy] * (1.0 - fy)[:, None] + rows[iy + 1] * fy[:, None]
+
+
 def pb_image(fits_path: str | Path, info: MSInfo, grid: int = 64) -> np.ndarray:
     """Drift-scan primary beam on the pixel grid of an image (evaluated on a coarse grid, interpolated)."""
     from astropy.io import fits
     from astropy.wcs import WCS
-    from scipy.interpolate import RegularGridInterpolator
 
     with fits.open(fits_path) as hdul:
         h = hdul[0].header
     wcs = WCS(h).celestial
     ny, nx = h["NAXIS2"], h["NAXIS1"]
-    gy, gx = np.linspace(0, ny - 1, min(grid, ny)), np.linspace(0, nx - 1, min(grid, nx))
+    gy, gx = np.linspace(0, ny - 1, max(2, min(grid, ny))), np.linspace(0, nx - 1, max(2, min(grid, nx)))
     xx, yy = np.meshgrid(gx, gy)
     ra, dec = wcs.pixel_to_world_values(xx, yy)
-    coarse = drift_scan_pb(np.asarray(ra), np.asarray(dec), info)
-    interp = RegularGridInterpolator((gy, gx), coarse)
-    py, px = np.mgrid[0:ny, 0:nx]
-    return interp(np.stack([py.ravel(), px.ravel()], axis=-1)).reshape(ny, nx)
+    return grid_interp(drift_scan_pb(np.asarray(ra), np.asarray(dec), info), gy, gx, ny, nx)
 
 
 def write_pbcor(image_fits: str | Path, out_fits: str | Path, info: MSInfo,

@@ -16,7 +16,7 @@ from ..conversion.average import AveragingNotSupported, average_ms
 from ..errors import ContimgError
 from ..ms import MSInfo, flagged_fraction, read_ms_info
 from .defaults import default_cell_and_size, read_geometry
-from .fits_products import complete_header, write_pbcor
+from .fits_products import complete_header, pb_keywords, write_pbcor
 from .products import ImageSet
 from .tclean import TcleanOptions, run_tclean
 from .wsclean import WSCleanError, WSCleanOptions, run_wsclean, wsclean_binary
@@ -217,9 +217,10 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     if not opts.skip_fits:
         t0 = time.perf_counter()
         info.pointing()  # the primary beam needs the drift-scan pointing: an MS from elsewhere fails here
+        extra = {"DATACOL": column, "IMAGER": backend, **pb_keywords(info)}  # PB*: the beam, for mosaics
         for p, restored in ((images.image, True), (images.residual, False)):
             if p is not None:
-                complete_header(p, info, extra={"DATACOL": column, "IMAGER": backend}, require_beam=restored)
+                complete_header(p, info, extra=extra, require_beam=restored)
         timings["fits"] = time.perf_counter() - t0
         if opts.pbcor:
             t0 = time.perf_counter()

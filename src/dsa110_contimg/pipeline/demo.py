@@ -30,6 +30,8 @@ class DemoResult:
     """Groups that failed."""
     settings: Settings | None = None
     """The settings the demo ran with (its own databases)."""
+    mosaic: object | None = None
+    """The mosaic of the target groups (:class:`~dsa110_contimg.db.mosaics.MosaicRecord`), or None."""
 
 
 def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, executor: str = "dask",
@@ -63,8 +65,11 @@ def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, execu
     root = settings.state_dir / "demo"
     if fresh and root.exists():
         shutil.rmtree(root)
+    # mosaic_groups=0: the demo's few groups would straddle the daemon's fixed hour-long windows; it builds one
+    # mosaic of its target groups at the end instead, with the same stage functions
     s = replace(settings, cal_registry_db=root / "cal_registry.sqlite3", products_db=root / "products.sqlite3",
-                queue_db=root / "ingest_queue.sqlite3", incoming_dir=root / "incoming", output_dir=root / "products")
+                queue_db=root / "ingest_queue.sqlite3", incoming_dir=root / "incoming", output_dir=root / "products",
+                mosaic_groups=0)
     for d in (s.incoming_dir, s.output_dir, root / "correlator"):
         d.mkdir(parents=True, exist_ok=True)
     prepare_casa(settings.state_dir)
@@ -90,7 +95,32 @@ def run_demo(settings: Settings, preset: str = "small", n_groups: int = 4, execu
     out = DemoResult(root=root, settings=s)
     out.rows = summarise(s, sim.groups)
     out.failed = sum(r["state"] != "completed" for r in out.rows)
+    out.mosaic = demo_mosaic(s, [r["group"] for r in out.rows[1:]])
     return out
+
+
+def demo_mosaic(s: Settings, group_ids: list[str]):
+    """Build and record the mosaic of the target groups (the calibrator group left out); None without groups."""
+    from ..db import products as pdb
+    from ..db import queue as q
+    from .mosaic_stage import MosaicJob, record_mosaic, run_mosaic
+    from .mosaic_windows import fingerprint, window_inputs
+
+    if not group_ids:
+        return None
+    qconn = q.connect(s.queue_db)
+    try:
+        states = {g: q.get_group(qconn, g).state for g in group_ids}
+    finally:
+        qconn.close()
+    conn = pdb.connect(s.products_db)
+    try:
+        inputs = window_inputs(conn, states, s.output_dir)
+        catalog = s.catalog_path if s.catalog_path.is_file() else None
+        job = MosaicJob("demo", tuple(inputs), s.output_dir / "mosaics", fingerprint(inputs), catalog)
+        return record_mosaic(conn, run_mosaic(job))
+    finally:
+        conn.close()
 
 
 def _wait_past_calibration(s: Settings, timeout_s: float) -> None:

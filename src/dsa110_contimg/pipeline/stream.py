@@ -41,6 +41,7 @@ from ..telescope import GROUP_SECONDS
 from . import chain, stages
 from .executors import kill_running, make_executor, sigterm_raises
 from .ingest import compare_duplicates, scan_folder, start_watcher
+from .mosaic_daemon import MosaicScheduler
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class StreamDaemon:
         self.stats = DaemonStats()
         self._seen: set[str] = set()  # files already handed to the queue by this process
         self._wake = threading.Event()
+        self.mosaics = MosaicScheduler(settings, Path(opts.output_dir), self.cfg.catalog_path, opts.executor == "inline")
 
     # ------------------------------------------------------------------ set-up
     def start(self) -> None:
@@ -143,6 +145,7 @@ class StreamDaemon:
             stale = q.reset_stale(conn)
             if stale:
                 log.warning("re-queued %d group(s) left in progress by a crash: %s", len(stale), ", ".join(stale))
+            self.mosaics.start(conn)
         finally:
             conn.close()
         clean_orphan_staging([Path(self.settings.stage_dir), Path(self.opts.output_dir)])
@@ -166,6 +169,7 @@ class StreamDaemon:
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
+        self.mosaics.close()
         if self.executor is not None:
             self.executor.close()
             self.executor = None
@@ -205,8 +209,10 @@ class StreamDaemon:
                 if row is None:
                     break
                 self._guarded(conn, row.group_id, "dispatch", row.files, self._dispatch, conn, row.group_id)
+            self.mosaics.poll(conn)
+            mosaic = [f"mosaic {self.mosaics.running[0].name}"] if self.mosaics.running else []
             q.beat(conn, "stream", {"pid": os.getpid(), "host": socket.gethostname(),
-                                    "running": sorted(self.running), "executor": self.opts.executor})
+                                    "running": sorted(self.running) + mosaic, "executor": self.opts.executor})
         finally:
             conn.close()
 
@@ -227,7 +233,8 @@ class StreamDaemon:
             while True:
                 try:
                     self.step()
-                    if until_idle and not self.running and not (more_coming and more_coming()) and self._idle():
+                    if (until_idle and not self.running and not (more_coming and more_coming()) and self._idle()
+                            and not self.mosaics.drain()):
                         break
                     errors = 0
                 except Exception as exc:  # noqa: BLE001 - the daemon never dies of one pass
@@ -344,6 +351,7 @@ class StreamDaemon:
             q.fail_permanently(conn, group_id, message)
             self._quarantine(files)
             self.stats.failed.append(group_id)
+            self.mosaics.group_done(group_id)
             log.error("group %s failed (bad input, files quarantined): %s", group_id, message)
             return
         if kind == ENVIRONMENT:
@@ -356,6 +364,7 @@ class StreamDaemon:
         log.error("group %s: %s failed (%s): %s", group_id, stage, state, one_line(str(exc)))
         if state == q.FAILED:
             self.stats.failed.append(group_id)
+            self.mosaics.group_done(group_id)
 
     def _quarantine(self, files: dict) -> None:
         self.quarantine.mkdir(parents=True, exist_ok=True)
@@ -368,6 +377,7 @@ class StreamDaemon:
 
         q.complete(conn, group_id)
         self.stats.completed.append(group_id)
+        self.mosaics.group_done(group_id)
         log.info("group %s completed", group_id)
 
 
