@@ -280,3 +280,43 @@ def test_failed_photometry_kept_the_image_then_reprocessing_did_not_duplicate(su
     keys = conn.execute("SELECT COUNT(*), COUNT(DISTINCT source_id || '-' || image_id) FROM measurements").fetchone()
     assert n >= 5 and keys[0] == keys[1]
     conn.close()
+
+
+def test_daemon_mosaics_of_each_day(survey):
+    """The daemon built one mosaic per day's window of groups (issue 15), the last day's rebuilt after its second
+    target group was reprocessed; in it the steady sources with S/N > 20 are at their true flux (3%) and position
+    (1/10 of the beam), and its measured rms is within 20% of its predicted noise."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from dsa110_contimg.beam import separation_deg
+    from dsa110_contimg.db import mosaics as mdb
+    from dsa110_contimg.qa.sources import find_sources
+
+    conn = _products(survey)
+    ms = sorted(mdb.list_mosaics(conn), key=lambda m: m.start_mjd)
+    conn.close()
+    assert len(ms) == len(survey.days) and all(m.status == "ok" for m in ms), [(m.name, m.error) for m in ms]
+    last = ms[-1]
+    assert last.n_used == 3 and last.updated_at >= last.created_at
+    assert {i["group_id"] for i in last.inputs} == set(survey.days[-1])
+    assert last.rms_jy == pytest.approx(last.noise_median_jy, rel=0.2)
+    with fits.open(last.path) as h:
+        data, hdr = np.squeeze(h[0].data), h[0].header
+    found = find_sources(np.nan_to_num(data), WCS(hdr).celestial, hdr["BMAJ"], hdr["BMIN"], hdr["BPA"],
+                         last.rms_jy, snr_min=10)
+    truth = next(iter(survey.truths.values()))
+    checked = []
+    for t in truth.sources:
+        if t["name"] not in STEADY:
+            continue
+        true = t["flux_jy"] * (last.freq_hz / 1.4e9) ** t["alpha"]
+        if true / last.rms_jy < 20:
+            continue
+        d = min(found, key=lambda f: separation_deg(f.ra_deg, f.dec_deg, t["ra_deg"], t["dec_deg"]))
+        sep = 3600 * separation_deg(d.ra_deg, d.dec_deg, t["ra_deg"], t["dec_deg"])
+        checked.append((t["name"], round(d.int_jy / true, 3), round(sep, 1)))
+        assert sep < 3600 * hdr["BMAJ"] / 10, checked
+        assert d.int_jy == pytest.approx(true, rel=0.03), checked
+    print("mosaic sources (name, measured / true, offset arcsec):", checked)
+    assert len(checked) >= 5
