@@ -140,6 +140,24 @@ def test_dashboard_in_chromium(server, browser):
     _wait(lambda: all(_loaded(browser, "img.big")), what="image and QA plot")
     browser.save_screenshot(str(ARTIFACTS / "dashboard_image.png"))
 
+    # mosaics: the daemon built its window's mosaic (issue 15); gallery -> the mosaic's page with its preview
+    browser.find_element(By.ID, "nav-mosaics").click()
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".mosaic-card"), what="mosaics gallery")
+    # the three groups fall in two of the daemon's windows: the calibrator and target groups' (built) and the
+    # failed group's (recorded as failed: nothing to combine)
+    items = {m["status"]: m for m in api.get("/api/mosaics").json()["items"]}
+    mosaic, failed = items["ok"], items["failed"]
+    assert mosaic["n_used"] == mosaic["n_inputs"] == 2 and "no image to combine" in failed["error"]
+    _wait(lambda: all(_loaded(browser, ".mosaic-card img")), what="mosaic previews")
+    link = browser.find_element(By.CSS_SELECTOR, f'.mosaic-card[data-mosaic="{mosaic["id"]}"] a.mosaic-link')
+    href = link.get_attribute("href")
+    link.click()
+    _wait(lambda: browser.current_url == href, what="mosaic page")
+    _wait(lambda: all(_loaded(browser, "#mosaic-preview")), what="mosaic preview")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#mosaic-inputs tbody tr.matched")) == 2
+    assert browser.find_element(By.ID, "mosaic-fits").get_attribute("href") == server + mosaic["urls"]["fits"]
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_mosaic.png"))
+
     # an operator reprocesses a group from its page: a wrong token is refused, the right one queues it again
     ui_gid = [g["group_id"] for g in groups if g["state"] == "completed"][-1]
     browser.get(server + f"/groups/{ui_gid}")
