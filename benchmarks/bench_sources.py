@@ -15,21 +15,26 @@ sources as point sources at their positions times the drift-scan beam, 3 new tra
 per image), their pb-corrected twins written with ``imaging.fits_products.write_pbcor``,
 their rows and QA detections recorded, then each is photometered as the stage does it:
 ``photometry.measure.photometer_image`` over the stage's read-only reader (the worker),
-then ``db.sources.record_photometry`` (the daemon), one image after the other.  Target:
-at most 2 s per image (worker + daemon) on 2 cores.
+then ``db.sources.record_photometry`` (the daemon), one image after the other.  The
+transients are new sources, backfilled in the earlier images that covered them: the FITS
+of those database images are written first (the other database images have no files).
+Target: at most 2 s per image (worker + daemon, wall clock; CPU seconds shown too) on 2 cores.
 
 (b) API: ``uvicorn dsa110_contimg.api:app`` is started on the built state folder (answer
-cache off unless ``--cache-s``) and driven open loop (request ``i`` starts at
-``i / rate`` whether or not earlier ones answered; a pool of threads with keep-alive httpx
-clients) for ``--duration`` s at ``--rate`` (100) requests/s on ``/api/sources`` with the
+cache off unless ``--cache-s``, e.g. ``--cache-s 0 1`` for both) and driven open loop (request ``i`` starts at
+``i / rate`` whether or not earlier ones answered; asyncio tasks on keep-alive
+connections) for ``--duration`` s at ``--rate`` (100) requests/s on ``/api/sources`` with the
 dashboard's parameter mix (orders, flags, thresholds, random pages), then as long on
 ``/api/sources/{id}`` for random ids.  Target: p99 < 50 ms each.
+
+``--with-indices`` first creates :data:`PROPOSED_INDICES`, which no migration makes, to
+measure what they would change (labelled so in the output).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_sources.py [--sources 100000] [--measurements 10000000] [--images 5]
-        [--imsize 4600] [--rate 100] [--duration 10] [--workdir DIR] [--keep] [--json PATH]
-    .venv/bin/python benchmarks/bench_sources.py --sources 2000 --measurements 100000 --imsize 2000   # quick
+        [--imsize 4600] [--rate 100] [--duration 10] [--with-indices] [--workdir DIR] [--keep] [--json PATH]
+    .venv/bin/python benchmarks/bench_sources.py --sources 2000 --measurements 100000   # quick (2000 px images)
 
 Exit status 0 whether or not the targets are met; 1 when the server does not start or
 more than 1% of the requests fail.  Not part of the test suite.
@@ -38,6 +43,7 @@ more than 1% of the requests fail.  Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import math
@@ -45,10 +51,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +70,15 @@ N_INT = 24
 """Integrations per group."""
 PB_MIN = 0.2
 """The photometry's contour (PhotometryOptions.pb_min)."""
+PROPOSED_INDICES = [
+    ("idx_sources_flux", "sources", "flux_wmean_jy DESC, id"),
+    ("idx_sources_n", "sources", "n_measurements DESC, id"),
+    ("idx_sources_last", "sources", "last_mjd DESC, id"),
+    ("idx_measurements_pairs", "measurements", "source_id, image_id, flux_jy, flux_err_jy"),
+]
+"""Indices no migration makes (yet), created by ``--with-indices`` to measure with them: the orders ``flux``, ``n``
+and ``last`` of ``/api/sources`` (each otherwise sorts the whole table), and the earlier fluxes the daemon reads
+for each source an image measured (otherwise one table row per earlier measurement)."""
 
 
 def _iso(mjd: float) -> str:
@@ -365,6 +377,16 @@ def fill(work: Path, n_sources: int, n_meas: int, dec_deg: float, catalog: bool,
             "cat_ids": cat_ids, "seconds": {"rows": t_rows, "indices": t_index, "sources": t_sources}, "db": db}
 
 
+def create_indices(db: Path) -> float:
+    """Create :data:`PROPOSED_INDICES` in the benchmark's database; the seconds it took."""
+    t = time.perf_counter()
+    conn = sqlite3.connect(db)
+    for name, table, cols in PROPOSED_INDICES:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})")
+    conn.close()
+    return time.perf_counter() - t
+
+
 # --------------------------------------------------------------------------- new images and their photometry
 
 
@@ -378,73 +400,108 @@ def _near(sky, ra_c: float, dec_c: float, radius: float) -> np.ndarray:
     return idx[separation_deg(ra_c, dec_c, sky["ra"][idx], sky["dec"][idx]) <= radius]
 
 
-def synth_group(work: Path, fx: dict, mjd: float, dec_deg: float, imsize: int, cell_arcsec: float, n_new: int,
-                rng) -> dict:
-    """One new full-size group as imaging and QA leave it: the restored FITS (header completed by the package),
-    its pb-corrected twin (``write_pbcor``), the ``images`` rows and the QA detections.
+def write_images(raw: Path, pbf: Path, fx: dict, info, ra_c: float, imsize: int, cell_arcsec: float, noise,
+                 extra=((), (), ()), pb: np.ndarray | None = None) -> dict:
+    """Write a restored FITS as WSClean and the package leave it (4 axes, header completed by
+    ``complete_header``) and its pb-corrected twin (``write_pbcor``): ``noise`` plus every database source inside it
+    at its flux at the group's time times the drift-scan beam, plus the ``extra`` sources ``(ra, dec, flux)``.
+    ``pb``: the beam on the pixel grid (the same for every group, about its meridian centre), to divide by it here
+    instead of ``write_pbcor`` computing it again.
 
-    The image is beam-correlated noise of ``RMS_JY`` plus every database source inside it at its flux times the
-    drift-scan beam (the package's), plus ``n_new`` transients not in the database.
+    Returns
+    -------
+    dict
+        The sources drawn: ``idx`` (into the sky, then the extra ones), ``ra``, ``dec``, apparent flux ``app`` and
+        whether each is ``inside`` the image.
     """
     from astropy.io import fits
     from astropy.wcs import WCS
-    from scipy.ndimage import gaussian_filter
 
-    from dsa110_contimg.db import products as pdb
     from dsa110_contimg.imaging.fits_products import complete_header, drift_scan_pb, write_pbcor
     from dsa110_contimg.photometry.kernels import FWHM_TO_SIGMA, beam_model
 
-    beam, sky = fx["beam"], fx["sky"]
-    gid = _iso(mjd - 309.24 / 2 / 86400)[:19]
-    out = work / "output" / "images"
-    out.mkdir(parents=True, exist_ok=True)
-    raw, pbf = out / f"{gid}.wsclean-image.fits", out / f"{gid}.wsclean-image-pb.fits"
-    ms = work / "output" / "ms" / f"{gid}.ms"
-    info = group_info(mjd, dec_deg, ms)
-    ra_c, dec_c = float(beam.centre_ra(mjd)), beam.dec_c
+    sky, dec_c = fx["sky"], fx["beam"].dec_c
     h = fits.Header()
     for i, (ctype, crval, cdelt, crpix) in enumerate(
-            [("RA---SIN", ra_c, -cell_arcsec / 3600, imsize / 2 + 1), ("DEC--SIN", dec_c, cell_arcsec / 3600, imsize / 2 + 1),
+            [("RA---SIN", ra_c, -cell_arcsec / 3600, imsize / 2 + 1), ("DEC--SIN", dec_c, cell_arcsec / 3600,
+                                                                     imsize / 2 + 1),
              ("FREQ", float(info.freqs_hz.mean()), float(np.ptp(info.freqs_hz)), 1.0), ("STOKES", 1.0, 1.0, 1.0)],
             start=1):
         h[f"CTYPE{i}"], h[f"CRVAL{i}"], h[f"CDELT{i}"], h[f"CRPIX{i}"] = ctype, crval, cdelt, crpix
     h["BMAJ"], h["BMIN"], h["BPA"] = BMAJ_ARCSEC / 3600, BMIN_ARCSEC / 3600, BPA_DEG
     h["EQUINOX"] = 2000.0
     wcs = WCS(h).celestial
-    sig = (BMAJ_ARCSEC / cell_arcsec * FWHM_TO_SIGMA, BMIN_ARCSEC / cell_arcsec * FWHM_TO_SIGMA)
-    data = gaussian_filter(rng.standard_normal((imsize, imsize), dtype=np.float32),
-                           (sig[0] / math.sqrt(2), sig[1] / math.sqrt(2)))  # PA 0: the major axis along y
-    data *= RMS_JY / float(np.std(data[::7, ::7]))
+    data = noise.copy()
     idx = _near(sky, ra_c, dec_c, 0.75 * imsize * cell_arcsec / 3600)
-    s_ra, s_dec, s_f = sky["ra"][idx], sky["dec"][idx], true_flux(sky, idx, mjd)
-    # transients (not in the database) where the beam is about a half or more
-    t_ra = ra_c + rng.uniform(-1.0, 1.0, n_new) / np.cos(np.radians(dec_c))
-    t_dec = dec_c + rng.uniform(-0.8, 0.8, n_new)
-    all_ra, all_dec = np.concatenate([s_ra, t_ra]), np.concatenate([s_dec, t_dec])
-    app = np.concatenate([s_f, rng.uniform(0.05, 0.2, n_new)]) * drift_scan_pb(all_ra, all_dec, info)
+    all_ra, all_dec = np.concatenate([sky["ra"][idx], extra[0]]), np.concatenate([sky["dec"][idx], extra[1]])
+    app = np.concatenate([true_flux(sky, idx, info.mid_mjd), extra[2]]) * drift_scan_pb(all_ra, all_dec, info)
     x, y = wcs.world_to_pixel_values(all_ra, all_dec)
-    bpx = (sig[0], sig[1], math.pi / 2)
-    r = int(math.ceil(4 * sig[0]))
+    sig = (BMAJ_ARCSEC / cell_arcsec * FWHM_TO_SIGMA, BMIN_ARCSEC / cell_arcsec * FWHM_TO_SIGMA)
+    bpx, r = (sig[0], sig[1], math.pi / 2), int(math.ceil(4 * sig[0]))  # PA 0: the major axis along y
     for xi, yi, fi in zip(x, y, app):
         cx, cy = int(round(xi)), int(round(yi))
-        if not (r <= cx < imsize - r and r <= cy < imsize - r):
-            continue
-        yy, xx = np.mgrid[cy - r:cy + r + 1, cx - r:cx + r + 1]
-        data[cy - r:cy + r + 1, cx - r:cx + r + 1] += (fi * beam_model(xx, yy, xi, yi, bpx)).astype(np.float32)
+        if r <= cx < imsize - r and r <= cy < imsize - r:
+            yy, xx = np.mgrid[cy - r:cy + r + 1, cx - r:cx + r + 1]
+            data[cy - r:cy + r + 1, cx - r:cx + r + 1] += (fi * beam_model(xx, yy, xi, yi, bpx)).astype(np.float32)
+    raw.parent.mkdir(parents=True, exist_ok=True)
     fits.PrimaryHDU(data[None, None], h).writeto(raw, overwrite=True)
     complete_header(raw, info)
-    write_pbcor(raw, pbf, info)
-    # QA: everything above 5 sigma in the restored image, at a position scattered by its error
-    inside = (x >= 0) & (x < imsize) & (y >= 0) & (y < imsize)
-    peak = app + RMS_JY * rng.normal(size=app.size)
-    det = np.flatnonzero(inside & (peak / RMS_JY >= 5.0))
+    if pb is None:
+        write_pbcor(raw, pbf, info)
+    else:  # as write_pbcor does, with the beam given
+        hdr = fits.getheader(raw)
+        hdr["PBCOR"], hdr["PBCUTOFF"] = (True, "divided by the drift-scan Airy beam"), 0.1
+        corr = np.where(pb >= 0.1, data / np.maximum(pb, 0.1), np.nan).astype(np.float32)
+        fits.PrimaryHDU(corr[None, None], hdr).writeto(pbf, overwrite=True)
+    return {"idx": idx, "ra": all_ra, "dec": all_dec, "app": app,
+            "inside": (x >= 0) & (x < imsize) & (y >= 0) & (y < imsize)}
+
+
+def make_noise(imsize: int, cell_arcsec: float, rng) -> np.ndarray:
+    """Noise of a restored image: white noise smoothed by the beam over sqrt(2) (so correlated as the beam), at
+    ``RMS_JY``."""
+    from scipy.ndimage import gaussian_filter
+
+    from dsa110_contimg.photometry.kernels import FWHM_TO_SIGMA
+
+    s = FWHM_TO_SIGMA / math.sqrt(2) / cell_arcsec
+    data = gaussian_filter(rng.standard_normal((imsize, imsize), dtype=np.float32), (BMAJ_ARCSEC * s, BMIN_ARCSEC * s))
+    return data * np.float32(RMS_JY / float(np.std(data[::7, ::7])))
+
+
+def _gid(mjd: float) -> str:
+    return _iso(mjd - 309.24 / 2 / 86400)[:19]
+
+
+def transients(fx: dict, mjd: float, n: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` sources absent from the database, where the beam of the group at ``mjd`` is about a half or more."""
+    ra_c, dec_c = float(fx["beam"].centre_ra(mjd)), fx["beam"].dec_c
+    return (ra_c + rng.uniform(-1.0, 1.0, n) / np.cos(np.radians(dec_c)), dec_c + rng.uniform(-0.8, 0.8, n),
+            rng.uniform(0.05, 0.2, n))
+
+
+def synth_group(work: Path, fx: dict, mjd: float, dec_deg: float, imsize: int, cell_arcsec: float, new, rng) -> dict:
+    """One new full-size group as imaging and QA leave it: its two FITS (:func:`write_images`; beam-correlated noise
+    of ``RMS_JY``, the database's sources and the transients ``new``), its ``images`` rows and the QA detections
+    (every source above 5 sigma in the restored image, at a position scattered by its error)."""
+    from dsa110_contimg.db import products as pdb
+
+    gid = _gid(mjd)
+    raw = work / "output" / "images" / f"{gid}.wsclean-image.fits"
+    pbf, ms = raw.with_name(f"{gid}.wsclean-image-pb.fits"), work / "output" / "ms" / f"{gid}.ms"
+    info = group_info(mjd, dec_deg, ms)
+    d = write_images(raw, pbf, fx, info, float(fx["beam"].centre_ra(mjd)), imsize, cell_arcsec,
+                     make_noise(imsize, cell_arcsec, rng), new)
+    peak = d["app"] + RMS_JY * rng.normal(size=d["app"].size)
+    det = np.flatnonzero(d["inside"] & (peak / RMS_JY >= 5.0))
     e_pos = np.hypot(0.5 * BMAJ_ARCSEC * RMS_JY / peak[det], 1.0)
-    cat = np.concatenate([fx["cat_ids"][idx], np.full(n_new, -1)])
-    dets = [pdb.Detection(float(all_ra[i] + rng.normal() * e / 3600 / math.cos(math.radians(all_dec[i]))),
-                          float(all_dec[i] + rng.normal() * e / 3600), float(e), float(e), float(peak[i]), RMS_JY,
-                          float(peak[i]), RMS_JY, float(peak[i] / RMS_JY),
-                          int(cat[i]) if cat[i] >= 0 else None, 1.0 if cat[i] >= 0 else None,
-                          float(sky["flux"][idx[i]]) if cat[i] >= 0 else None) for i, e in zip(det, e_pos)]
+    cat = np.concatenate([fx["cat_ids"][d["idx"]], np.full(len(new[0]), -1)])
+    flux = np.concatenate([fx["sky"]["flux"][d["idx"]], new[2]])
+    dets = [pdb.Detection(float(d["ra"][i] + rng.normal() * e / 3600 / math.cos(math.radians(d["dec"][i]))),
+                          float(d["dec"][i] + rng.normal() * e / 3600), float(e), float(e), float(peak[i]), RMS_JY,
+                          float(peak[i]), RMS_JY, float(peak[i] / RMS_JY), int(cat[i]) if cat[i] >= 0 else None,
+                          1.0 if cat[i] >= 0 else None, float(flux[i]) if cat[i] >= 0 else None)
+            for i, e in zip(det, e_pos)]
     conn = pdb.connect(fx["db"])
     try:
         iid = pdb.upsert_image(conn, pdb.ImageRecord(str(raw), ms_path=str(ms), type="image", noise_jy=RMS_JY,
@@ -454,8 +511,31 @@ def synth_group(work: Path, fx: dict, mjd: float, dec_deg: float, imsize: int, c
         pdb.replace_detections(conn, iid, dets)
     finally:
         conn.close()
-    return {"group_id": gid, "info": info, "ms": ms, "image": raw, "pbcor": pbf, "n_injected": int(inside.sum()),
-            "n_detections": len(dets)}
+    return {"group_id": gid, "info": info, "ms": ms, "n_injected": int(d["inside"].sum()), "n_detections": len(dets)}
+
+
+def earlier_files(fx: dict, groups: list[tuple[float, tuple]], dec_deg: float, imsize: int, cell_arcsec: float,
+                  rng) -> int:
+    """Write the FITS of the database's images that the backfill of the new groups' transients reads (the
+    ``earlier_images`` of each transient, as the photometry asks for them), one noise field for all; the count."""
+    from dsa110_contimg.db import products as pdb
+    from dsa110_contimg.db import sources as sdb
+    from dsa110_contimg.photometry.models import PhotometryOptions
+
+    conn = pdb.connect_readonly(fx["db"])
+    try:
+        need = {r.image_id: r for mjd, new in groups for ra, dec in zip(new[0], new[1])
+                for r in sdb.earlier_images(conn, float(ra), float(dec), mjd, PhotometryOptions().backfill_images)}
+    finally:
+        conn.close()
+    from dsa110_contimg.imaging.fits_products import pb_image
+
+    noise, pb = (make_noise(imsize, cell_arcsec, rng) if need else None), None
+    for r in need.values():
+        info = group_info(r.mid_mjd, dec_deg, Path(r.ms_path))
+        write_images(Path(r.image_path), Path(r.pbcor_path), fx, info, r.ra_deg, imsize, cell_arcsec, noise, pb=pb)
+        pb = pb_image(r.image_path, info) if pb is None else pb
+    return len(need)
 
 
 def _warm() -> None:
@@ -468,6 +548,8 @@ def _warm() -> None:
     from astropy.wcs import WCS  # noqa: F401
     from casacore import measures, quanta  # noqa: F401
 
+    from dsa110_contimg.pipeline import photometry_stage  # noqa: F401
+
 
 def photometer(fx: dict, g: dict) -> dict:
     """Photometry of one group as the stage runs it: worker (read-only reader, ``photometer_image``), then daemon
@@ -478,7 +560,7 @@ def photometer(fx: dict, g: dict) -> dict:
     from dsa110_contimg.photometry.models import PhotometryOptions
     from dsa110_contimg.pipeline.photometry_stage import _Reader
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     conn = pdb.connect_readonly(fx["db"])
     try:
         ms = str(Path(g["ms"]).absolute())
@@ -488,14 +570,15 @@ def photometer(fx: dict, g: dict) -> dict:
                                PhotometryOptions())
     finally:
         conn.close()
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     conn = pdb.connect(fx["db"])
     try:
         summary = sdb.record_photometry(conn, res)
     finally:
         conn.close()
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     return {"group_id": g["group_id"], "worker_s": t1 - t0, "record_s": t2 - t1, "total_s": t2 - t0,
+            "worker_cpu_s": c1 - c0, "record_cpu_s": c2 - c1, "cpu_s": c2 - c0,
             "steps": {k: round(v, 3) for k, v in res.timings.items()}, "measurements": summary.n_measurements,
             "detections": res.n_detections, "associated": res.n_associated, "new_sources": len(summary.new_source_ids)}
 
@@ -504,8 +587,9 @@ def photometer(fx: dict, g: dict) -> dict:
 
 
 LIST_QUERIES = ["order=eta&limit=50", "order=eta&limit=50&offset={o}", "variable=true&order=eta&limit=50",
-                "new=true&order=last&limit=50", "min_eta=5&min_v=0.1&order=v&limit=50", "order=flux&limit=50&offset={o}",
-                "order=n&limit=50", "order=last&limit=50", "limit=50&offset={O}", "variable=true&limit=100",
+                "new=true&order=last&limit=50", "min_eta=5&min_v=0.1&order=v&limit=50",
+                "order=flux&limit=50&offset={o}", "order=n&limit=50", "order=last&limit=50", "limit=50&offset={O}",
+                "variable=true&limit=100",
                 "min_eta=3.78&order=eta&limit=100&offset={o}", "order=v&limit=50"]
 """``/api/sources`` queries of the dashboard and of scripts: every order, the flags and thresholds, pages near the
 top (``{o}``: 0-5000) and anywhere (``{O}``)."""
@@ -517,42 +601,57 @@ def list_path(rng, n_sources: int):
     return "/api/sources?" + q.format(o=int(rng.integers(0, 5000)), O=int(rng.integers(0, n_sources)))
 
 
-def load(base: str, paths: list[str], rate: float, workers: int = 32, timeout: float = 10.0) -> list[tuple]:
-    """Open loop: ``paths[i]`` is requested at ``i / rate`` s by a pool of threads (keep-alive httpx clients),
-    whether or not the earlier requests have answered.
+async def _get(pool: asyncio.Queue, host: str, port: int, path: str, timeout: float) -> tuple[bool, int]:
+    """One keep-alive HTTP/1.1 GET (a connection from ``pool``, or a new one): ``(status 200, body bytes)``."""
+    try:
+        reader, writer = pool.get_nowait()
+    except asyncio.QueueEmpty:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(int(v) for k, _, v in (x.partition(":") for x in lines[1:]) if k.lower() == "content-length")
+        body = await asyncio.wait_for(reader.readexactly(length), timeout)
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, StopIteration, ValueError):
+        writer.close()
+        return False, 0
+    pool.put_nowait((reader, writer))
+    return lines[0].split()[1] == "200", len(body)
+
+
+def load(base: str, paths: list[str], rate: float, timeout: float = 10.0) -> list[tuple]:
+    """Open loop: ``paths[i]`` is requested at ``i / rate`` s whether or not the earlier requests have answered (one
+    asyncio task each, on a pool of keep-alive connections, through a minimal HTTP/1.1 client: httpx cost the
+    client several ms of CPU per 50 kB answer, taken from the server's two cores).
 
     Returns
     -------
     list of tuple
         ``(path, scheduled_s, lag_s, latency_s, ok, n_bytes)`` per request.
     """
-    import httpx
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
 
-    local, clients, recs = threading.local(), [], []
+    async def run() -> list[tuple]:
+        out: list[tuple] = []
+        pool: asyncio.Queue = asyncio.Queue()
 
-    def one(path: str, at: float, start: float) -> None:
-        c = getattr(local, "client", None)
-        if c is None:
-            c = local.client = httpx.Client(base_url=base, timeout=timeout)
-            clients.append(c)
-        t = time.perf_counter()
-        try:
-            r = c.get(path)
-            ok, size = r.status_code == 200, len(r.content)
-        except httpx.HTTPError:
-            ok, size = False, 0
-        recs.append((path, at - start, t - at, time.perf_counter() - t, ok, size))
+        async def one(path: str, at: float, start: float) -> None:
+            t = time.perf_counter()
+            ok, size = await _get(pool, host, int(port), path, timeout)
+            out.append((path, at - start, t - at, time.perf_counter() - t, ok, size))
 
-    with ThreadPoolExecutor(workers) as pool:
-        start = time.perf_counter() + 0.05
+        start, pending = time.perf_counter() + 0.05, []
         for i, path in enumerate(paths):
             at = start + i / rate
-            if (delay := at - time.perf_counter()) > 0:
-                time.sleep(delay)
-            pool.submit(one, path, at, start)
-    for c in clients:
-        c.close()
-    return recs
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            pending.append(asyncio.create_task(one(path, at, start)))
+        await asyncio.gather(*pending)
+        while not pool.empty():
+            pool.get_nowait()[1].close()
+        return out
+
+    return asyncio.run(run())
 
 
 def stats(recs: list[tuple]) -> dict:
@@ -566,6 +665,17 @@ def stats(recs: list[tuple]) -> dict:
             "failures": sum(not r[4] for r in recs), "mean_bytes": float(np.mean([r[5] for r in recs]))}
 
 
+def _drain(base: str, limit_s: float = 120.0) -> None:
+    """Wait until the server answers at once again (the requests an overloaded phase gave up on are still being
+    answered; the next phase must not queue behind them)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        recs = load(base, ["/api/status"] * 3, 10.0)
+        if all(r[4] and r[3] < 0.05 for r in recs):
+            return
+        time.sleep(0.5)
+
+
 def drive_api(work: Path, n_sources: int, rate: float, duration: float, warmup: float, cache_s: float | None,
               seed: int) -> dict:
     """Serve the app on the state folder and load ``/api/sources`` then ``/api/sources/{id}``."""
@@ -577,12 +687,14 @@ def drive_api(work: Path, n_sources: int, rate: float, duration: float, warmup: 
         phases = {"/api/sources": [list_path(rng, n_sources) for _ in range(n)],
                   "/api/sources/{id}": [f"/api/sources/{int(i)}" for i in rng.integers(1, n_sources + 1, n)]}
         for name, paths in phases.items():
-            cpu0, wall0 = _cpu_s(proc.pid), time.perf_counter()
+            _drain(base)
+            cpu0, wall0, own0 = _cpu_s(proc.pid), time.perf_counter(), time.process_time()
             recs = load(base, paths, rate)
-            cpu = (_cpu_s(proc.pid) - cpu0) / (time.perf_counter() - wall0)
+            cpu_s, wall = _cpu_s(proc.pid) - cpu0, time.perf_counter() - wall0
             if proc.poll() is not None:
                 raise SystemExit(f"bench_sources: server died\n{log.read_text(errors='replace')[-4000:]}")
-            out[name] = {**stats([r for r in recs if r[1] >= warmup]), "server_cpu": cpu}
+            out[name] = {**stats([r for r in recs if r[1] >= warmup]), "server_cpu": cpu_s / wall,
+                         "server_cpu_ms": 1e3 * cpu_s / len(recs), "client_cpu": (time.process_time() - own0) / wall}
             slow = sorted((r for r in recs if r[1] >= warmup), key=lambda r: -r[3])[:5]
             out[name]["slowest"] = [(r[0], round(r[3] * 1e3, 1)) for r in slow]
     finally:
@@ -598,22 +710,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sources", type=int, default=100_000, help="sources in the database")
     ap.add_argument("--measurements", type=int, default=10_000_000, help="measurements in the database")
     ap.add_argument("--images", type=int, default=5, help="new groups photometered and timed")
-    ap.add_argument("--imsize", type=int, default=4600, help="pixels on a side of the new images")
+    ap.add_argument("--imsize", type=int, help="pixels on a side of the new images (default: 4600, a full group, "
+                                               "or 2000 with fewer than a million --measurements: a quick run)")
     ap.add_argument("--cell-arcsec", type=float, default=4.0, help="pixel size of the new images (arcsec)")
     ap.add_argument("--dec", type=float, default=55.0, help="pointing declination of the strip (deg)")
     ap.add_argument("--new-per-image", type=int, default=3, help="transients injected in each new image")
     ap.add_argument("--no-catalog", action="store_true", help="no master catalog (no catalog seeds, counterparts)")
+    ap.add_argument("--no-earlier-files", action="store_true",
+                    help="do not write the FITS of the earlier images the transients' backfill reads (it skips them)")
     ap.add_argument("--rate", type=float, default=100.0, help="requests per second (open loop)")
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per endpoint")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (not counted)")
-    ap.add_argument("--cache-s", type=float, default=0.0, help="the API's answer cache (PIPELINE_API_CACHE_S); "
-                                                                "default 0: every request reads the database")
+    ap.add_argument("--cache-s", type=float, nargs="+", default=[0.0], help="the API's answer cache "
+                    "(PIPELINE_API_CACHE_S), one server and load per value (the app's default is 1); "
+                    "default 0: every request reads the database")
+    ap.add_argument("--with-indices", action="store_true",
+                    help="create the indices of PROPOSED_INDICES (not made by any migration) before measuring")
     ap.add_argument("--skip-api", action="store_true", help="only the photometry part")
     ap.add_argument("--workdir", type=Path, help="work folder (kept; must not hold a products database)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
+    args.imsize = args.imsize or (4600 if args.measurements >= 1_000_000 else 2000)
     if args.sources < 100 or args.measurements < args.sources or args.images < 1 or args.imsize < 256:
         ap.error("need --sources >= 100, --measurements >= --sources, --images >= 1, --imsize >= 256")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -637,35 +756,51 @@ def main(argv: list[str] | None = None) -> None:
               f"{fx['seconds']['sources']:.0f} s; {fx['db'].stat().st_size / 2**30:.2f} GiB): "
               + ", ".join(f"{k} {v:,}" for k, v in fx["counts"].items()))
         report["fill"] = {"counts": fx["counts"], "seconds": fx["seconds"]}
+        if args.with_indices:
+            print(f"--with-indices: created by this benchmark, NOT by a migration, in "
+                  f"{create_indices(fx['db']):.0f} s: "
+                  + "; ".join(f"{n} ON {t} ({c})" for n, t, c in PROPOSED_INDICES))
         rng = np.random.default_rng(args.seed + 1)
         rows = []
         print(f"photometry of {args.images} new groups of {args.imsize}x{args.imsize} px of {args.cell_arcsec:g}\" "
-              f"(synthesised first, not timed), one after the other as the stream does:")
+              f"(synthesised first, not timed), one after the other as the stream does; load average "
+              f"{os.getloadavg()[0]:.1f}:")
+        groups = [(mjd, transients(fx, mjd, args.new_per_image, rng))
+                  for mjd in fx["next_mjd"] + np.arange(args.images) * 309.24 / 86400]
+        if not args.no_earlier_files:
+            t = time.perf_counter()
+            n = earlier_files(fx, groups, args.dec, args.imsize, args.cell_arcsec, rng)
+            print(f"wrote the FITS of the {n} earlier images the transients' backfill reads in "
+                  f"{time.perf_counter() - t:.0f} s (the other database images have none)")
         print(f"{'group':20s} {'injected':>8s} {'dets':>5s} {'meas.':>6s} {'assoc':>6s} {'new':>4s} {'worker s':>8s} "
-              f"{'record s':>8s} {'total s':>8s}  worker steps (s)")
-        for j in range(args.images):
-            g = synth_group(work, fx, fx["next_mjd"] + j * 309.24 / 86400, args.dec, args.imsize, args.cell_arcsec,
-                            args.new_per_image, rng)
+              f"{'record s':>8s} {'total s':>8s} {'CPU s':>6s}  worker steps (s)")
+        for mjd, new in groups:
+            g = synth_group(work, fx, mjd, args.dec, args.imsize, args.cell_arcsec, new, rng)
             r = photometer(fx, g)
             rows.append({**r, "injected": g["n_injected"]})
             print(f"{r['group_id']:20s} {g['n_injected']:8d} {r['detections']:5d} {r['measurements']:6d} "
                   f"{r['associated']:6d} {r['new_sources']:4d} {r['worker_s']:8.2f} {r['record_s']:8.2f} "
-                  f"{r['total_s']:8.2f}  " + " ".join(f"{k} {v:.2f}" for k, v in r["steps"].items() if k != "total"),
-                  flush=True)
+                  f"{r['total_s']:8.2f} {r['cpu_s']:6.2f}  "
+                  + " ".join(f"{k} {v:.2f}" for k, v in r["steps"].items() if k != "total"), flush=True)
         per = float(np.mean([r["total_s"] for r in rows]))
         report["photometry"] = {"images": rows, "mean_s": per, "max_s": max(r["total_s"] for r in rows)}
         if not args.skip_api:
             print(f"API: {args.rate:g} requests/s open loop, {args.warmup:g} s warm-up + {args.duration:g} s per "
-                  f"endpoint, answer cache {args.cache_s:g} s, {os.cpu_count()} cores")
-            api = drive_api(work, args.sources, args.rate, args.duration, args.warmup, args.cache_s, args.seed)
+                  f"endpoint, answer cache {', '.join(f'{c:g}' for c in args.cache_s)} s, {os.cpu_count()} cores, "
+                  f"load average {os.getloadavg()[0]:.1f}")
+            api = {f"{name} cache {c:g} s": v for c in args.cache_s
+                   for name, v in drive_api(work, args.sources, args.rate, args.duration, args.warmup, c,
+                                            args.seed).items()}
             report["api"] = api
-            print(f"{'endpoint':20s} {'requests':>8s} {'rate/s':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} "
-                  f"{'max ms':>7s} {'lag p99':>7s} {'failed':>6s} {'bytes':>7s} {'server CPU':>10s}")
+            print(f"{'endpoint':30s} {'requests':>8s} {'rate/s':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} "
+                  f"{'max ms':>7s} {'lag p99':>7s} {'failed':>6s} {'bytes':>7s} {'server CPU':>10s} {'ms/req':>6s} "
+                  f"{'client CPU':>10s}")
             for name, s in api.items():
-                print(f"{name:20s} {s['requests']:8d} {s['rate_per_s']:7.1f} {s['p50_ms']:7.1f} {s['p95_ms']:7.1f} "
+                print(f"{name:30s} {s['requests']:8d} {s['rate_per_s']:7.1f} {s['p50_ms']:7.1f} {s['p95_ms']:7.1f} "
                       f"{s['p99_ms']:7.1f} {s['max_ms']:7.1f} {s['lag_p99_ms']:7.1f} {s['failures']:6d} "
-                      f"{s['mean_bytes']:7.0f} {100 * s['server_cpu']:9.0f}%")
-                print(f"{'':20s} slowest: " + ", ".join(f"{p} {v} ms" for p, v in s["slowest"][:3]))
+                      f"{s['mean_bytes']:7.0f} {100 * s['server_cpu']:9.0f}% {s['server_cpu_ms']:6.1f} "
+                      f"{100 * s['client_cpu']:9.0f}%")
+                print(f"{'':30s} slowest: " + ", ".join(f"{p} {v} ms" for p, v in s["slowest"][:3]))
     finally:
         if temp and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -677,8 +812,9 @@ def main(argv: list[str] | None = None) -> None:
         verdicts.append((f"{name} p99 < {TARGET_P99_MS:g} ms at {args.rate:g}/s",
                          s["p99_ms"] < TARGET_P99_MS and s["failures"] == 0 and s["rate_per_s"] >= 0.95 * args.rate,
                          f"p99 {s['p99_ms']:.1f} ms, {s['rate_per_s']:.1f}/s achieved, {s['failures']} failed"))
+    label = " [with the benchmark's own PROPOSED_INDICES]" if args.with_indices else ""
     for what, ok, detail in verdicts:
-        print(f"{'PASS' if ok else 'FAIL'}  {what} ({detail})")
+        print(f"{'PASS' if ok else 'FAIL'}  {what} ({detail}){label}")
     report["verdicts"] = [{"target": w, "pass": ok, "detail": d} for w, ok, d in verdicts]
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -64,3 +64,29 @@ def copy_state(run: PipelineRun, dest: Path):
                 shutil.copy(str(src) + suffix, dest / (src.name + suffix))
         out[attr] = dest / src.name
     return replace(run.settings, **out)
+
+
+def photometer_again(settings, image_id: int):
+    """Photometry of one more image of the run on the databases of ``settings``, as the stage does it (the worker's
+    ``photometer_image`` over the stage's read-only reader, then the daemon's ``record_photometry``): e.g. the
+    calibrator group's image, which the stream does not photometer, so that the sources in both fields have two
+    measurements (eta and V).  Returns the record summary."""
+    from dsa110_contimg.db import products as pdb
+    from dsa110_contimg.db import sources as sdb
+    from dsa110_contimg.ms import read_ms_info
+    from dsa110_contimg.photometry.measure import photometer_image
+    from dsa110_contimg.pipeline.photometry_stage import _Reader
+
+    conn = pdb.connect_readonly(settings.products_db)
+    try:
+        image = pdb.get_image(conn, image_id)
+        pbcor = pdb.list_images(conn, ms_path=image.ms_path, type="pbcor", limit=1)[0]
+        res = photometer_image(_Reader(conn), image, pbcor.path, read_ms_info(image.ms_path),
+                               Path(image.ms_path).stem, settings.catalog_path)
+    finally:
+        conn.close()
+    conn = pdb.connect(settings.products_db)
+    try:
+        return sdb.record_photometry(conn, res)
+    finally:
+        conn.close()

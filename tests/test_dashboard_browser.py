@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_helpers import copy_state
+from api_helpers import copy_state, photometer_again
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("CONTIMG_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -31,10 +31,12 @@ def _chromium() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def server(pipeline_run, tmp_path_factory):
-    """``contimg api`` on a loopback port over a copy of the run's databases, with a write token."""
+    """``contimg api`` on a loopback port over a copy of the run's databases, with a write token; the calibrator
+    group's image photometered too (the stream does only the target's), so that sources have two measurements."""
     from dsa110_contimg.api.cli import free_port, settings_env
 
     s = copy_state(pipeline_run, tmp_path_factory.mktemp("browser_state"))
+    photometer_again(s, 1)
     env = dict(os.environ, PIPELINE_API_TOKEN="browser-token", **settings_env(s))
     port = free_port("127.0.0.1", 0)
     proc = subprocess.Popen([sys.executable, "-m", "dsa110_contimg.cli", "api", "--port", str(port), "--refresh", "1",
@@ -188,3 +190,47 @@ def test_dashboard_in_chromium(server, browser):
     assert browser.execute_script("return window.__notReloaded === true")
     assert browser.find_element(By.CSS_SELECTOR, "#count-pending .n").text == "2"
     browser.save_screenshot(str(ARTIFACTS / "dashboard_refreshed.png"))
+
+
+def test_sources_pages_in_chromium(server, browser):
+    """The sources page (eta-V plane with its thresholds and links, the table) and a source's page (light curve and
+    cutouts loaded), reached by the links."""
+    from selenium.webdriver.common.by import By
+
+    from dsa110_contimg.api.source_cutouts import PANEL_PX
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    api = httpx.Client(base_url=server, timeout=10)
+    listing = api.get("/api/sources?order=eta&limit=100").json()
+    two = [x for x in listing["items"] if x["eta"] is not None]
+    assert listing["total"] > 0 and two, "the run's sources need two measurements for the eta-V plane"
+
+    browser.get(server + "/sources")
+    plane = browser.find_element(By.CSS_SELECTOR, "#eta-v-plane svg.eta-v")
+    assert {t.get_attribute("data-threshold") for t in plane.find_elements(By.CSS_SELECTOR, ".threshold")} == \
+        {"eta_min", "v_min"}
+    points = plane.find_elements(By.CSS_SELECTOR, "a.source-point")
+    assert len(points) == len(two)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#sources tbody tr.source-row")
+    assert [int(r.get_attribute("data-source")) for r in rows] == [x["id"] for x in listing["items"]]
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_sources.png"))
+
+    # a point of the plane is a link to its source's page
+    target = two[0]["id"]
+    point = next(p for p in points if p.get_dom_attribute("href") == f"/sources/{target}")
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", point)
+    _wait(lambda: browser.current_url == f"{server}/sources/{target}", what="source page from the plane")
+
+    # the table's link too; the source page shows its light curve and its cutouts (one panel per measurement)
+    browser.back()
+    link = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, f'tr[data-source="{target}"] a'), what="table")[0]
+    link.click()
+    _wait(lambda: browser.current_url == f"{server}/sources/{target}", what="source page from the table")
+    detail = api.get(f"/api/sources/{target}").json()
+    assert browser.find_element(By.ID, "source-title").text == detail["name"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#measurements tr.measurement")) == detail["n_measurements"]
+    _wait(lambda: all(w > 0 for w in _loaded(browser, "#lightcurve, #cutouts")) and
+          len(_loaded(browser, "#lightcurve, #cutouts")) == 2, what="light curve and cutouts")
+    widths = dict(zip(("lightcurve", "cutouts"), _loaded(browser, "#lightcurve, #cutouts")))
+    assert widths["cutouts"] == min(6, detail["n_measurements"]) * PANEL_PX and widths["lightcurve"] > 0
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_source.png"))

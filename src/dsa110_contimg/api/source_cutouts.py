@@ -5,10 +5,11 @@ that measured the source: a square of ``size_arcsec`` around the source's positi
 cut (:class:`astropy.nddata.Cutout2D`, memory-mapped, so only those pixels are read)
 from the primary-beam-corrected FITS the flux was measured on, each labelled with the
 image's time and the flux (``D`` a detection, ``F`` forced, ``F*`` a backfilled upper
-limit).  The file is the one the products database registered for the image
-(``photometry_images.pbcor_path``), read only when :func:`.files.refusal` would let it be
-served (a regular FITS file inside the output folder, no symbolic link); an image whose
-file is gone, refused or unreadable is a grey panel saying so.  Nothing but the source id
+limit), all on one brightness scale (so that a change of flux shows).  The file is the
+one the products database registered for the image (``photometry_images.pbcor_path``),
+read only when :func:`.files.refusal` would let it be served (a regular FITS file inside
+the output folder, no symbolic link); an image whose file is gone, refused or unreadable
+is a grey panel saying so.  Nothing but the source id
 and two range-checked numbers comes from the request.
 
 Cache-friendly: the answer carries an ``ETag`` made from what is drawn (the source's
@@ -124,26 +125,18 @@ def etag(rec, panels: Sequence[Panel], size_arcsec: float) -> str:
 def _cutout(path: str, ra_deg: float, dec_deg: float, size_arcsec: float):
     """The pixels (a float array, NaN outside the image) around ``(ra, dec)``, or a string saying why there are none."""
     import numpy as np
-    from astropy.io import fits
     from astropy.nddata import Cutout2D, NoOverlapError
-    from astropy.wcs import WCS
     from astropy.wcs.utils import proj_plane_pixel_scales
 
+    from ..photometry.image import open_image
+
     try:
-        with fits.open(path, memmap=True) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and h.data.ndim >= 2), None)
-            if hdu is None:
-                return "no image in the file"
-            data = hdu.data
-            while data.ndim > 2:
-                data = data[0]
-            wcs = WCS(hdu.header, naxis=None).celestial
-            pix = float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs)))) * 3600.0
-            npx = max(8, min(1024, int(round(size_arcsec / pix))))
-            x, y = wcs.world_to_pixel_values(ra_deg, dec_deg)
-            cut = Cutout2D(data, (float(x), float(y)), (npx, npx), wcs=wcs, mode="partial", fill_value=np.nan,
-                           copy=True)
-            return np.asarray(cut.data, dtype=float)
+        data, wcs, _ = open_image(path)  # memory-mapped: only the cutout's pixels are read
+        pix = float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs)))) * 3600.0
+        npx = max(8, min(1024, int(round(size_arcsec / pix))))
+        x, y = wcs.world_to_pixel_values(ra_deg, dec_deg)
+        cut = Cutout2D(data, (float(x), float(y)), (npx, npx), wcs=wcs, mode="partial", fill_value=np.nan, copy=True)
+        return np.asarray(cut.data, dtype=float)
     except NoOverlapError:
         return "outside the image"
     except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
@@ -158,26 +151,30 @@ def _label(p: Panel) -> tuple[str, str]:
             f"{p.flux_jy * 1e3:.1f} ± {p.err_jy * 1e3:.1f} mJy {kind}")
 
 
-def _show(ax, pixels) -> None:
-    """One cutout, stretched from 2 sigma below the median to its brightest inner pixel (at least 5 sigma above)."""
+def _stretch(pixels) -> tuple[float, float] | None:
+    """Display range of one cutout: 2 sigma below its median to its brightest inner pixel (at least 5 sigma above);
+    None without data."""
     import numpy as np
 
     from ..qa.sources import robust_rms
 
     finite = pixels[np.isfinite(pixels)]
     if finite.size < 4:
-        ax.set_facecolor("0.8")
-        ax.text(0.5, 0.5, "no data here", ha="center", va="center", fontsize=7, transform=ax.transAxes)
-        return
+        return None
     med, rms = float(np.median(finite)), robust_rms(finite)
     rms = rms if math.isfinite(rms) and rms > 0 else float(np.std(finite)) or 1.0
     h, w = pixels.shape
     inner = pixels[h // 3:h - h // 3, w // 3:w - w // 3]
     top = float(np.nanmax(inner)) if np.isfinite(inner).any() else med
-    ax.imshow(pixels, origin="lower", cmap="inferno", interpolation="nearest", vmin=med - 2 * rms,
-              vmax=max(top, med + 5 * rms))
+    return med - 2 * rms, max(top, med + 5 * rms)
+
+
+def _show(ax, pixels, vmin: float, vmax: float) -> None:
+    """One cutout on the strip's common scale, with two ticks pointing at the source."""
+    h, w = pixels.shape
+    ax.imshow(pixels, origin="lower", cmap="inferno", interpolation="nearest", vmin=vmin, vmax=vmax)
     for (x0, x1), (y0, y1) in (((0.5 * w, 0.5 * w), (0.62 * h, 0.8 * h)), ((0.2 * w, 0.38 * w), (0.5 * h, 0.5 * h))):
-        ax.plot([x0 - 0.5, x1 - 0.5], [y0 - 0.5, y1 - 0.5], color="#7fd1ff", lw=1.2)  # ticks at the source
+        ax.plot([x0 - 0.5, x1 - 0.5], [y0 - 0.5, y1 - 0.5], color="#7fd1ff", lw=1.2)
 
 
 @functools.lru_cache(maxsize=32)
@@ -206,6 +203,9 @@ def cutouts_png(ra_deg: float, dec_deg: float, panels: tuple[Panel, ...], size_a
     fig = Figure(figsize=(width / DPI, HEIGHT_PX / DPI), dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)
     side = PANEL_PX - 2 * PAD_PX
+    cuts = [_cutout(p.path, ra_deg, dec_deg, size_arcsec) if p.path else p.why for p in panels]
+    ranges = [r for r in (_stretch(c) for c in cuts if not isinstance(c, str)) if r is not None]
+    lo, hi = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else (0.0, 1.0)
     for i in range(n):
         ax = fig.add_axes(((i * PANEL_PX + PAD_PX) / width, LABEL_PX / HEIGHT_PX, side / width, side / HEIGHT_PX))
         ax.set_xticks([])
@@ -215,14 +215,13 @@ def cutouts_png(ra_deg: float, dec_deg: float, panels: tuple[Panel, ...], size_a
             ax.set_facecolor("0.8")
             ax.text(0.5, 0.5, "no measurements", ha="center", va="center", fontsize=7, transform=ax.transAxes)
             continue
-        p = panels[i]
-        pixels = _cutout(p.path, ra_deg, dec_deg, size_arcsec) if p.path else p.why
-        if isinstance(pixels, str):
+        p, pixels = panels[i], cuts[i]
+        if isinstance(pixels, str) or _stretch(pixels) is None:
             ax.set_facecolor("0.8")
-            ax.text(0.5, 0.5, f"image {p.image_id}:\n{pixels}", ha="center", va="center", fontsize=7,
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, f"image {p.image_id}:\n{pixels if isinstance(pixels, str) else 'no data here'}",
+                    ha="center", va="center", fontsize=7, transform=ax.transAxes)
         else:
-            _show(ax, pixels)
+            _show(ax, pixels, lo, hi)
         when, flux = _label(p)
         fig.text(cx, 1 - (LABEL_PX - 4) / HEIGHT_PX, when, ha="center", va="bottom", fontsize=7)
         fig.text(cx, 4 / HEIGHT_PX, flux, ha="center", va="bottom", fontsize=7,

@@ -14,7 +14,6 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -113,13 +112,11 @@ class SourceDetail(SourceSummary):
 
 
 def _summary(rec) -> dict[str, Any]:
-    return {**asdict(rec), "url": f"/api/sources/{rec.id}"}
+    return {**vars(rec), "url": f"/api/sources/{rec.id}"}  # shallow: the fields are scalars (asdict deep-copies)
 
 
 def _point(m) -> dict[str, Any]:
-    d = asdict(m)
-    d.pop("source_id", None)
-    return d
+    return {k: v for k, v in vars(m).items() if k != "source_id"}
 
 
 def thresholds() -> dict[str, float]:
@@ -188,13 +185,20 @@ async def get_sources(c: Ctx, variable: Flag = None, new: Flag = None, min_eta: 
                       limit: Limit = 50, offset: Offset = 0, order: Order = "id"):
     """Sources with their variability numbers: flags ``variable``/``new``, ``min_eta``/``min_v``, ordered by
     ``id`` (ascending) or ``eta``, ``v``, ``flux``, ``n``, ``last`` (descending)."""
-    return list_sources(c, variable, new, min_eta, min_v, limit, offset, order)
+    return _validated(Page[SourceSummary], list_sources(c, variable, new, min_eta, min_v, limit, offset, order))
 
 
 @router.get("/sources/{source_id}", response_model=SourceDetail, summary="One source with its light curve")
 async def get_source(c: Ctx, source_id: SourceId):
     """A source's numbers, catalog match and measurements by time (detections and forced fluxes)."""
-    return _found(source_detail(c, source_id), source_id)
+    return _validated(SourceDetail, _found(source_detail(c, source_id), source_id))
+
+
+def _validated(model: type[BaseModel], value: dict[str, Any]) -> Response:
+    """``value`` validated by ``model`` and written to JSON by pydantic in one pass (returned as the response,
+    FastAPI's ``response_model`` would validate it, turn it back into Python objects and encode those again:
+    a third of the CPU of a light curve of 100 points)."""
+    return Response(model.model_validate(value).model_dump_json(), media_type="application/json")
 
 
 @router.get("/sources/{source_id}/lightcurve.png", response_class=Response, summary="The source's light curve",

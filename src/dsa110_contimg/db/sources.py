@@ -32,6 +32,9 @@ from ..photometry.models import ImageRun
 from .products_schema import ProductsDBError
 from .sources_write import DEC_BAND_DEG, RecordSummary, _cone_sql, dec_band, sep_deg, record_photometry  # noqa: F401
 
+ETA_SELECTIVE = 1.0
+"""With both ``min_eta`` and ``min_v``, eta's index serves a threshold above this (a steady source's eta is
+about 1, so such a threshold leaves few sources), V's index a lower one (see :func:`_filters`)."""
 ORDERS = {"id": "id", "eta": "eta DESC, id", "v": "v_index DESC, id", "last": "last_mjd DESC, id",
           "flux": "flux_wmean_jy DESC, id", "n": "n_measurements DESC, id"}
 """Orders of :func:`list_sources`."""
@@ -145,10 +148,29 @@ class MeasurementRecord:
     """The pb-corrected image measured."""
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+_M_NAMES = [f.name for f in fields(MeasurementRecord)]
+_M_SELECT = ", ".join({"group_id": "p.group_id", "ms_path": "p.ms_path", "image_path": "p.pbcor_path"}.get(n, f"m.{n}")
+                      for n in _M_NAMES) + \
+    " FROM measurements m LEFT JOIN photometry_images p ON p.image_id = m.image_id"
+_M_BOOL = _M_NAMES.index("backfilled")
+
+
+def _measurements(rows) -> list[MeasurementRecord]:
+    """Records from rows of ``SELECT {_M_SELECT}`` (the columns in the fields' order)."""
+    out = []
+    for r in rows:
+        v = list(r)
+        v[_M_BOOL] = bool(v[_M_BOOL])
+        out.append(MeasurementRecord(*v))
+    return out
+
+
 def _row(cls, row):
     if row is None:
         return None
-    d = {f.name: row[f.name] for f in fields(cls)}
+    names = _NAMES.get(cls) or _NAMES.setdefault(cls, tuple(f.name for f in fields(cls)))
+    d = {n: row[n] for n in names}
     for b in ("is_new", "is_variable", "backfilled"):
         if b in d:
             d[b] = bool(d[b])
@@ -193,6 +215,13 @@ def earlier_images(conn: sqlite3.Connection, ra_deg: float, dec_deg: float, befo
 
 
 def _filters(variable, new, min_eta, min_v) -> tuple[str, list]:
+    """``" FROM sources ... WHERE ..."`` and its arguments for the filters of :func:`list_sources`.
+
+    With both thresholds SQLite (no statistics) may walk V's index, which most sources pass
+    (noise alone gives the faint ones V > 0.1), checking eta row by row, or walk it for the
+    order alone: the index is then named, eta's for a threshold above :data:`ETA_SELECTIVE`
+    (few sources pass it), else V's.
+    """
     where, args = [], []
     if variable is not None:
         where.append("is_variable = ?")
@@ -206,7 +235,10 @@ def _filters(variable, new, min_eta, min_v) -> tuple[str, list]:
                 raise ProductsDBError(f"min {col}={v!r} must be a finite number")
             where.append(f"{col} >= ?")
             args.append(float(v))
-    return (" WHERE " + " AND ".join(where)) if where else "", args
+    table = " FROM sources"
+    if min_eta is not None and min_v is not None:
+        table += f" INDEXED BY {'idx_sources_eta' if min_eta > ETA_SELECTIVE else 'idx_sources_v'}"
+    return table + ((" WHERE " + " AND ".join(where)) if where else ""), args
 
 
 def list_sources(conn: sqlite3.Connection, variable: bool | None = None, new: bool | None = None,
@@ -222,8 +254,9 @@ def list_sources(conn: sqlite3.Connection, variable: bool | None = None, new: bo
     if order not in ORDERS:
         raise ProductsDBError(f"order={order!r}; expected one of {', '.join(ORDERS)}")
     where, args = _filters(variable, new, min_eta, min_v)
-    rows = conn.execute(f"SELECT * FROM sources{where} ORDER BY {ORDERS[order]} LIMIT ? OFFSET ?",
-                        (*args, limit, offset))
+    # the page's ids first (through an index alone when one serves the order), then only their rows
+    rows = conn.execute(f"SELECT * FROM sources WHERE id IN (SELECT id{where} ORDER BY {ORDERS[order]} "
+                        f"LIMIT ? OFFSET ?) ORDER BY {ORDERS[order]}", (*args, limit, offset))
     return [_row(SourceRecord, r) for r in rows]
 
 
@@ -231,7 +264,7 @@ def count_sources(conn: sqlite3.Connection, variable: bool | None = None, new: b
                   min_eta: float | None = None, min_v: float | None = None) -> int:
     """Number of rows :func:`list_sources` pages through with the same filters."""
     where, args = _filters(variable, new, min_eta, min_v)
-    return int(conn.execute(f"SELECT COUNT(*) FROM sources{where}", args).fetchone()[0])
+    return int(conn.execute(f"SELECT COUNT(*){where}", args).fetchone()[0])
 
 
 def get_source(conn: sqlite3.Connection, source_id: int) -> SourceRecord | None:
@@ -241,18 +274,14 @@ def get_source(conn: sqlite3.Connection, source_id: int) -> SourceRecord | None:
 
 def get_measurements(conn: sqlite3.Connection, source_id: int) -> list[MeasurementRecord]:
     """A source's light curve by time, each point with its image's group, MS and image path."""
-    rows = conn.execute("SELECT m.*, p.group_id, p.ms_path, p.pbcor_path AS image_path FROM measurements m "
-                        "LEFT JOIN photometry_images p ON p.image_id = m.image_id WHERE m.source_id = ? "
-                        "ORDER BY m.mjd, m.image_id", (int(source_id),))
-    return [_row(MeasurementRecord, r) for r in rows]
+    return _measurements(conn.execute(f"SELECT {_M_SELECT} WHERE m.source_id = ? ORDER BY m.mjd, m.image_id",
+                                      (int(source_id),)))
 
 
 def get_image_measurements(conn: sqlite3.Connection, image_id: int) -> list[MeasurementRecord]:
     """Every measurement of one image (through the ``image_id`` index), by source."""
-    rows = conn.execute("SELECT m.*, p.group_id, p.ms_path, p.pbcor_path AS image_path FROM measurements m "
-                        "LEFT JOIN photometry_images p ON p.image_id = m.image_id WHERE m.image_id = ? "
-                        "ORDER BY m.source_id", (int(image_id),))
-    return [_row(MeasurementRecord, r) for r in rows]
+    return _measurements(conn.execute(f"SELECT {_M_SELECT} WHERE m.image_id = ? ORDER BY m.source_id",
+                                      (int(image_id),)))
 
 
 def image_measurement_count(conn: sqlite3.Connection, image_id: int) -> int:

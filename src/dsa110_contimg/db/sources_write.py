@@ -102,12 +102,11 @@ _M_SQL = f"INSERT INTO measurements ({', '.join(_M_COLS)}) VALUES ({', '.join('?
 
 
 def _m_values(sid: int, m: Measurement) -> tuple:
-    d = asdict(m)
-    d["source_id"], d["backfilled"], d["note"] = sid, int(m.backfilled), m.note or None
     for c in ("flux_jy", "flux_err_jy", "mjd"):
-        if not math.isfinite(d[c]):
-            raise ProductsDBError(f"image {m.image_id}: measurement of source {sid} has {c}={d[c]!r}")
-    return tuple(d[c] for c in _M_COLS)
+        if not math.isfinite(getattr(m, c)):
+            raise ProductsDBError(f"image {m.image_id}: measurement of source {sid} has {c}={getattr(m, c)!r}")
+    special = {"source_id": sid, "backfilled": int(m.backfilled), "note": m.note or None}
+    return tuple(special[c] if c in special else getattr(m, c) for c in _M_COLS)
 
 
 def record_photometry(conn: sqlite3.Connection, result: PhotometryResult,
@@ -149,11 +148,13 @@ def record_photometry(conn: sqlite3.Connection, result: PhotometryResult,
         for (sid, _), m in rows.items():
             gained.setdefault(sid, []).append(m)
         lost = {sid for sid, _ in old_keys}
+        ones = []
         for sid in sorted(set(gained) | lost):
             if sid in lost or len(gained.get(sid, [])) != 1:
                 _recompute(conn, sid, opts, run.image_id)
             else:
-                _add_one(conn, sid, gained[sid][0], opts)
+                ones.append((sid, gained[sid][0]))
+        _add_each(conn, ones, opts)
     return RecordSummary(run.image_id, len(rows), len(old_keys), tuple(i for i, _ in made),
                          sum(1 for _, merged in made if merged))
 
@@ -169,17 +170,38 @@ def _upsert_run(conn, result: PhotometryResult, now: str) -> None:
                  f"ON CONFLICT(image_id) DO UPDATE SET {sets}", [d[c] for c in cols])
 
 
-def _add_one(conn, sid: int, m: Measurement, opts: VariabilityOptions) -> None:
-    """One new measurement: O(1) on the sums, the new pairs only for Vs and m."""
-    src = conn.execute("SELECT * FROM sources WHERE id = ?", (sid,)).fetchone()
-    err = float(k.total_error(m.flux_jy, m.flux_err_jy, opts.flux_sys_frac))
+_BATCH = 500
+"""Sources read per query by :func:`_add_each`."""
+
+
+def _add_each(conn, items: list[tuple[int, Measurement]], opts: VariabilityOptions) -> None:
+    """Sources that gained one measurement each: their rows and earlier fluxes read in a few queries (by id, in
+    index order), the new pairs' extrema of all at once, then :func:`_add_one` for each."""
+    sids = sorted(sid for sid, _ in items)
+    srcs: dict[int, sqlite3.Row] = {}
+    prior: dict[int, list[tuple[int, float, float]]] = {sid: [] for sid in sids}
+    for i in range(0, len(sids), _BATCH):
+        chunk = sids[i:i + _BATCH]
+        marks = ", ".join("?" * len(chunk))
+        srcs.update((r["id"], r) for r in conn.execute(f"SELECT * FROM sources WHERE id IN ({marks})", chunk))
+        for sid, image_id, f, e in conn.execute("SELECT source_id, image_id, flux_jy, flux_err_jy FROM measurements "
+                                                f"WHERE source_id IN ({marks})", chunk):
+            prior[sid].append((image_id, f, e))
+    old = [(i, f, e) for i, (sid, m) in enumerate(items) for image_id, f, e in prior[sid] if image_id != m.image_id]
+    of = np.array([o[1] for o in old], dtype=float)
+    flux = np.array([m.flux_jy for _, m in items], dtype=float)
+    err = k.total_error(flux, [m.flux_err_jy for _, m in items], opts.flux_sys_frac)
+    vs, mm = k.pair_extrema_each(flux, err, of, k.total_error(of, [o[2] for o in old], opts.flux_sys_frac),
+                                 [o[0] for o in old], opts.vs_min)
+    for i, (sid, m) in enumerate(items):
+        _add_one(conn, srcs[sid], m, float(err[i]), float(vs[i]), float(mm[i]), opts)
+
+
+def _add_one(conn, src, m: Measurement, err: float, vs: float, mm: float, opts: VariabilityOptions) -> None:
+    """One new measurement ``m`` (total error ``err``) of the source ``src`` (its row): O(1) on the sums; ``vs``
+    and ``mm`` are the largest |Vs| and |m| of its new pairs (with the source's other measurements)."""
     s = k.flux_sums(m.flux_jy, err)
     new = {c: src[c] + s[c] for c in _SUMS}
-    prior = conn.execute("SELECT flux_jy, flux_err_jy FROM measurements WHERE source_id = ? AND image_id != ?",
-                         (sid, m.image_id)).fetchall()
-    pf = np.array([r[0] for r in prior], dtype=float)
-    vs, mm = k.pair_extrema(m.flux_jy, err, pf, k.total_error(pf, [r[1] for r in prior], opts.flux_sys_frac),
-                            opts.vs_min)
     new.update(vs_max=max(src["vs_max"] or 0.0, vs), m_max=max(src["m_max"] or 0.0, mm),
                flux_max_jy=max(src["flux_max_jy"] if src["flux_max_jy"] is not None else -math.inf, m.flux_jy),
                first_mjd=min(src["first_mjd"] if src["first_mjd"] is not None else math.inf, m.mjd),

@@ -3,7 +3,9 @@ and forced fluxes at sky positions (the I/O around :mod:`.kernels`)."""
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +20,9 @@ class PhotImage:
     """A restored image and its primary-beam-corrected twin on the same grid."""
 
     raw: np.ndarray
-    """Restored (apparent) image, Jy/beam, ``(ny, nx)``."""
+    """Restored (apparent) image, Jy/beam, ``(ny, nx)`` (memory-mapped: see :func:`open_image`)."""
     pbcor: np.ndarray
-    """Primary-beam-corrected image (NaN below the imager's cutoff)."""
+    """Primary-beam-corrected image (NaN below the imager's cutoff; memory-mapped)."""
     wcs: object
     """Celestial :class:`astropy.wcs.WCS`."""
     bmaj_arcsec: float
@@ -40,20 +42,66 @@ class PhotImage:
         return self.bmaj_arcsec / 3600.0 / self.pix_deg
 
 
-def load_image(image_fits: str | Path, pbcor_fits: str | Path) -> PhotImage:
-    """Read a restored image and its pb-corrected twin (same grid, BMAJ/BMIN/BPA in the header).
+def open_image(fits_path: str | Path, with_wcs: bool = True):
+    """``(pixels, celestial_wcs, header)`` of a FITS image, the pixels memory-mapped, not read (``with_wcs``
+    False: no WCS is made, None in its place).
+
+    The first plane of the first image HDU, as :func:`dsa110_contimg.qa.image_qa.read_image`
+    reads it, but left in the file (its own type, e.g. big-endian float32): the photometry
+    reads only the boxes around its positions, a cutout only its square.
 
     Raises
     ------
     ValueError
+        No image HDU or no celestial WCS.
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    with fits.open(fits_path, memmap=True) as hdul:  # the map outlives the file object while the array is used
+        images = [h for h in hdul if h.is_image and h.header.get("NAXIS", 0) >= 2]
+        if not images:
+            raise ValueError(f"{fits_path}: no image HDU")
+        pixels, header = images[0].data, images[0].header.copy()
+    while pixels.ndim > 2:
+        pixels = pixels[0]
+    if not with_wcs:
+        return pixels, None, header
+    wcs = WCS(header, naxis=None).celestial
+    if wcs.naxis != 2:
+        raise ValueError(f"{fits_path}: no celestial WCS")
+    return pixels, wcs, header
+
+
+OPEN_IMAGES = 64
+"""Images :func:`load_image` keeps open (memory-mapped: address space, not memory) for the next photometry of the
+same process: the earlier images new sources are backfilled in recur from one image to the next."""
+
+
+def load_image(image_fits: str | Path, pbcor_fits: str | Path) -> PhotImage:
+    """Open a restored image and its pb-corrected twin (same grid, BMAJ/BMIN/BPA in the header), memory-mapped
+    (:func:`open_image`); the last :data:`OPEN_IMAGES` stay open while their files are unchanged (same size and
+    modification time).
+
+    Raises
+    ------
+    OSError
+        A file cannot be read.
+    ValueError
         Unreadable image, no beam, or grids that differ.
     """
+    stamp = tuple((st.st_size, st.st_mtime_ns) for st in (os.stat(image_fits), os.stat(pbcor_fits)))
+    return _load(str(image_fits), str(pbcor_fits), stamp)
+
+
+@functools.lru_cache(maxsize=OPEN_IMAGES)
+def _load(image_fits: str, pbcor_fits: str, stamp: tuple) -> PhotImage:
     from astropy.wcs.utils import proj_plane_pixel_scales
 
-    from ..qa.image_qa import header_beam, read_image
+    from ..qa.image_qa import header_beam
 
-    raw, wcs, header = read_image(image_fits)
-    pbcor, _, pb_header = read_image(pbcor_fits)
+    raw, wcs, header = open_image(image_fits)
+    pbcor, _, pb_header = open_image(pbcor_fits, with_wcs=False)  # the same grid (its shape is checked)
     if pbcor.shape != raw.shape:
         raise ValueError(f"{pbcor_fits}: shape {pbcor.shape} differs from the image {raw.shape}")
     bmaj, bmin, bpa = header_beam(header if "BMAJ" in header else pb_header)
@@ -115,6 +163,13 @@ class Forced:
     """Inside the image, the beam above ``pb_min``, and fitted."""
 
 
+@functools.lru_cache(maxsize=64)
+def _isolated_factor(beam_px: tuple[float, float, float], half: int) -> float:
+    """Error factor of the fit of an isolated source (the same for every position of an image)."""
+    return float(forced_fit(np.zeros((4 * half + 1, 4 * half + 1)), [2.0 * half], [2.0 * half], beam_px, half,
+                            1.0).err_factor[0])
+
+
 def measure(img: PhotImage, run: ImageRun, ra_deg, dec_deg, opts: PhotometryOptions,
             rms_floor: float) -> Forced:
     """Forced photometry at ``(ra, dec)`` on the pb-corrected image.
@@ -147,8 +202,7 @@ def measure(img: PhotImage, run: ImageRun, ra_deg, dec_deg, opts: PhotometryOpti
         fwhm = img.fwhm_px
         half = max(2, int(math.ceil(opts.fit_half_fwhm * fwhm)))
         fit = forced_fit(img.pbcor, x[idx], y[idx], img.beam_px, half, opts.cluster_fwhm * fwhm)
-        iso = forced_fit(np.zeros((4 * half + 1, 4 * half + 1)), [2.0 * half], [2.0 * half], img.beam_px, half,
-                         1.0).err_factor[0]
+        iso = _isolated_factor(img.beam_px, half)
         noise = local_fit_rms(img.raw, x[idx], y[idx], img.beam_px, half, int(round(opts.rms_box_beams * fwhm)),
                               half + fwhm)
         noise = np.where(np.isfinite(noise), noise, iso * rms_floor)

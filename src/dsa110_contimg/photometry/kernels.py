@@ -2,8 +2,9 @@
 
 * :func:`forced_fit`: least-squares amplitude of the restoring beam at fixed positions
   (blends fitted together), errors for beam-correlated noise;
-* :func:`local_fit_rms`: the local noise of such a fit, from the scatter of the fitted amplitude over a box
-  of a few beams around each position;
+* :func:`local_fit_rms` (and :func:`beam_model`; from :mod:`.boxes`, which computes every position's box
+  at once): the local noise of such a fit, from the scatter of the fitted amplitude over a box of a few
+  beams around each position;
 * :func:`de_ruiter` and :func:`associate`: detections to sources;
 * running sums of the light curves: :func:`flux_sums`, :func:`variability` (weighted
   mean, eta, V), :func:`pair_extrema` (two-epoch Vs and m, Mooley et al. 2016),
@@ -20,20 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .boxes import beam_model, fit_isolated, local_fit_rms  # noqa: F401  (beam_model, local_fit_rms re-exported)
+
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 """Gaussian sigma per FWHM."""
 
 
 # --------------------------------------------------------------------------- image kernels
-
-
-def beam_model(x, y, x0: float, y0: float, beam_px: tuple[float, float, float]) -> np.ndarray:
-    """Restoring beam of peak 1 centred on ``(x0, y0)``; ``beam_px = (sigma_major, sigma_minor, theta)`` in pixels
-    and radians (major axis angle from +x)."""
-    sa, sb, th = beam_px
-    c, s = math.cos(th), math.sin(th)
-    dx, dy = np.asarray(x, float) - x0, np.asarray(y, float) - y0
-    return np.exp(-0.5 * (((dx * c + dy * s) / sa) ** 2 + ((-dx * s + dy * c) / sb) ** 2))
 
 
 def _clusters(x, y, dist: float) -> list[np.ndarray]:
@@ -71,7 +65,9 @@ def forced_fit(data, x, y, beam_px: tuple[float, float, float], half: int, clust
     """Least-squares amplitudes of beam-shaped point sources at fixed pixel positions.
 
     Positions closer than ``cluster_px`` are fitted together (one amplitude each) on the
-    pixels within ``half`` of any of them; non-finite pixels are ignored.  The error
+    pixels within ``half`` of any of them; non-finite pixels are ignored.  Isolated positions
+    (most) are fitted all at once (:func:`.boxes.fit_isolated`); only the pixels near the
+    positions are read from ``data`` (it may be a memory-mapped FITS).  The error
     factor is ``sqrt(diag((B^T B)^-1 B^T R B (B^T B)^-1))`` with ``B`` the beam models on the
     fitted pixels and ``R`` the pixel noise correlation, taken as the beam itself (the
     noise of a CLEAN image is correlated over the beam), as in image QA.
@@ -91,7 +87,7 @@ def forced_fit(data, x, y, beam_px: tuple[float, float, float], half: int, clust
     """
     from scipy.signal import fftconvolve
 
-    data = np.asarray(data, dtype=float)
+    data = np.asarray(data)
     x, y = np.asarray(x, float), np.asarray(y, float)
     n = x.size
     amp, fac = np.full(n, np.nan), np.full(n, np.nan)
@@ -101,15 +97,20 @@ def forced_fit(data, x, y, beam_px: tuple[float, float, float], half: int, clust
     k = int(math.ceil(4.0 * sa))
     ky, kx = np.mgrid[-k:k + 1, -k:k + 1]
     kern = beam_model(kx, ky, 0.0, 0.0, beam_px)
-    for ci, members in enumerate(_clusters(x, y, cluster_px)):
+    groups = _clusters(x, y, cluster_px)
+    alone = np.array([m[0] for m in groups if len(m) == 1], dtype=int)
+    amp[alone], fac[alone], npix[alone] = fit_isolated(data, x[alone], y[alone], beam_px, half, kern)
+    for ci, members in enumerate(groups):
         clus[members] = ci
+        if len(members) == 1:
+            continue
         xm, ym = x[members], y[members]
         x0, x1 = max(0, int(math.floor(xm.min())) - half), min(nx, int(math.ceil(xm.max())) + half + 1)
         y0, y1 = max(0, int(math.floor(ym.min())) - half), min(ny, int(math.ceil(ym.max())) + half + 1)
         if x0 >= x1 or y0 >= y1:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1]
-        box = data[y0:y1, x0:x1]
+        box = np.asarray(data[y0:y1, x0:x1], dtype=float)
         near = np.zeros(box.shape, dtype=bool)
         for xi, yi in zip(xm, ym):
             near |= (xx - xi) ** 2 + (yy - yi) ** 2 <= half ** 2
@@ -131,46 +132,6 @@ def forced_fit(data, x, y, beam_px: tuple[float, float, float], half: int, clust
         fac[members] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         npix[members] = int(sel.sum())
     return ForcedFit(amp, fac, npix, clus)
-
-
-def local_fit_rms(data, x, y, beam_px: tuple[float, float, float], half: int, box: int,
-                  exclude: float) -> np.ndarray:
-    """Noise of a beam fit near each position: the robust rms of the fitted amplitude at every pixel of a box of
-    side ``box`` around it (those within ``exclude`` of it left out).
-
-    The amplitude map is the image correlated with the beam (truncated at ``half``, as in
-    :func:`forced_fit`) over the beam's sum of squares: the amplitude a single-source
-    :func:`forced_fit` would find there.  Its scatter is the error of that fit for whatever the
-    noise's correlation (weighting, PSF) and local artefacts are.  NaN where fewer than 16
-    amplitudes could be computed (non-finite pixels in their footprint).
-    """
-    from scipy.signal import fftconvolve
-
-    from ..qa.sources import robust_rms
-
-    data = np.asarray(data, dtype=float)
-    ny, nx = data.shape
-    ky, kx = np.mgrid[-half:half + 1, -half:half + 1]
-    inside = kx ** 2 + ky ** 2 <= half ** 2
-    kern = np.where(inside, beam_model(kx, ky, 0.0, 0.0, beam_px), 0.0)
-    norm = float((kern ** 2).sum())
-    h = max(4, int(box) // 2)
-    out = np.full(np.size(x), np.nan)
-    for i, (xi, yi) in enumerate(zip(np.atleast_1d(x), np.atleast_1d(y))):
-        cx, cy = int(round(xi)), int(round(yi))
-        x0, x1 = max(0, cx - h - half), min(nx, cx + h + half + 1)
-        y0, y1 = max(0, cy - h - half), min(ny, cy + h + half + 1)
-        if x1 - x0 <= 2 * half or y1 - y0 <= 2 * half:
-            continue
-        sub = data[y0:y1, x0:x1]
-        bad = ~np.isfinite(sub)
-        amp = fftconvolve(np.where(bad, 0.0, sub), kern, mode="valid") / norm
-        hit = fftconvolve(bad.astype(float), inside.astype(float), mode="valid") > 0.5
-        yy, xx = np.mgrid[y0 + half:y1 - half, x0 + half:x1 - half]
-        use = ~hit & ((xx - xi) ** 2 + (yy - yi) ** 2 > exclude ** 2)
-        if use.sum() >= 16:
-            out[i] = robust_rms(amp[use])
-    return out
 
 
 # --------------------------------------------------------------------------- association
@@ -312,12 +273,31 @@ def pair_extrema(flux_new, err_new, flux_old, err_old, vs_min: float = 4.3) -> t
     fo, eo = np.atleast_1d(np.asarray(flux_old, float)), np.atleast_1d(np.asarray(err_old, float))
     if fn.size == 0 or fo.size == 0:
         return 0.0, 0.0
-    d = fn[:, None] - fo[None, :]
-    vs = np.abs(d) / np.sqrt(en[:, None] ** 2 + eo[None, :] ** 2)
-    s = fn[:, None] + fo[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m = np.where((s > 0) & (vs >= vs_min), np.abs(2.0 * d / s), 0.0)
+    vs, m = _vs_m(fn[:, None], en[:, None], fo[None, :], eo[None, :], vs_min)
     return float(vs.max()), float(m.max())
+
+
+def _vs_m(f1, e1, f2, e2, vs_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """|Vs| and |m| (0 where |Vs| < ``vs_min`` or ``S1 + S2 <= 0``) of pairs of measurements (broadcast)."""
+    d = f1 - f2
+    vs = np.abs(d) / np.sqrt(e1 ** 2 + e2 ** 2)
+    s = f1 + f2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return vs, np.where((s > 0) & (vs >= vs_min), np.abs(2.0 * d / s), 0.0)
+
+
+def pair_extrema_each(flux_new, err_new, flux_old, err_old, owner, vs_min: float = 4.3) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+    """:func:`pair_extrema` of many sources at once: source ``i`` has the one new measurement ``flux_new[i]`` and
+    the old ones ``flux_old[owner == i]``; arrays of the largest |Vs| and |m| per source (0 without old ones)."""
+    fn, en = np.asarray(flux_new, float), np.asarray(err_new, float)
+    own = np.asarray(owner, dtype=int)
+    vs_max, m_max = np.zeros(fn.size), np.zeros(fn.size)
+    if own.size:
+        vs, m = _vs_m(fn[own], en[own], np.asarray(flux_old, float), np.asarray(err_old, float), vs_min)
+        np.maximum.at(vs_max, own, vs)
+        np.maximum.at(m_max, own, m)
+    return vs_max, m_max
 
 
 def all_pair_extrema(flux, err, vs_min: float = 4.3) -> tuple[float, float]:
@@ -326,11 +306,7 @@ def all_pair_extrema(flux, err, vs_min: float = 4.3) -> tuple[float, float]:
     if f.size < 2:
         return 0.0, 0.0
     i, j = np.triu_indices(f.size, 1)
-    d = f[i] - f[j]
-    vs = np.abs(d) / np.sqrt(e[i] ** 2 + e[j] ** 2)
-    s = f[i] + f[j]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m = np.where((s > 0) & (vs >= vs_min), np.abs(2.0 * d / s), 0.0)
+    vs, m = _vs_m(f[i], e[i], f[j], e[j], vs_min)
     return float(vs.max()), float(m.max())
 
 

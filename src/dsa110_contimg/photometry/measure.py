@@ -137,14 +137,11 @@ def photometer_image(reader: SurveyReader, image_row, pbcor_path: str | Path, in
         measurements.append(_measurement(run, forced, j, p_ra, p_dec, **ref, **det))
     timings["build"] = time.perf_counter() - t0 - sum(timings.values())
 
-    cache: dict[int, PhotImage | None] = {}
-    for u, i in enumerate(unmatched):
-        j = len(c_ra) + u
-        if not forced.ok[j]:
-            continue
-        d = dets[int(i)]
+    todo = [(len(c_ra) + u, int(i)) for u, i in enumerate(unmatched) if forced.ok[len(c_ra) + u]]
+    prevs = _backfill(reader, run, [(float(d_ra[i]), float(d_dec[i])) for _, i in todo], opts, len(new_sources))
+    for (j, i), prev in zip(todo, prevs):
+        d = dets[i]
         cid, csep, cflux = _counterpart(catalog_path, d, cap)
-        prev = _backfill(reader, run, float(d_ra[i]), float(d_dec[i]), opts, cache, len(new_sources))
         sig = k.new_significance(float(forced.flux_jy[j]), float(forced.err_jy[j]), [m.flux_jy for m in prev],
                                  [m.flux_err_jy for m in prev])
         measurements.append(_measurement(run, forced, j, p_ra, p_dec, new_index=len(new_sources),
@@ -220,21 +217,26 @@ def _measurement(run: ImageRun, forced, j: int, ra, dec, **kw) -> Measurement:
                        pb=float(forced.pb[j]), ra_deg=float(ra[j]), dec_deg=float(dec[j]), **kw)
 
 
-def _backfill(reader: SurveyReader, run: ImageRun, ra: float, dec: float, opts: PhotometryOptions, cache: dict,
-              new_index: int) -> list[Measurement]:
-    """Forced fluxes of a new source in the earlier images that covered it (their FITS still on disk)."""
-    out = []
-    for prev in reader.earlier_images(ra, dec, run.mid_mjd, opts.backfill_images):
-        if prev.image_id not in cache:
-            try:
-                cache[prev.image_id] = load_image(prev.image_path, prev.pbcor_path)
-            except (OSError, ValueError) as exc:
-                log.warning("earlier image %s cannot be read for backfill: %s", prev.image_path, exc)
-                cache[prev.image_id] = None
-        img = cache[prev.image_id]
-        if img is None:
+def _backfill(reader: SurveyReader, run: ImageRun, positions: list[tuple[float, float]], opts: PhotometryOptions,
+              first_index: int) -> list[list[Measurement]]:
+    """Forced fluxes of new sources (``positions``, new indices from ``first_index``) in the earlier images that
+    covered each (their FITS still on disk), most recent first: each image is opened once and all the positions
+    it covers are measured together."""
+    covering = [reader.earlier_images(ra, dec, run.mid_mjd, opts.backfill_images) for ra, dec in positions]
+    by_image: dict[int, tuple[ImageRun, list[int]]] = {}
+    for p, runs in enumerate(covering):
+        for prev in runs:
+            by_image.setdefault(prev.image_id, (prev, []))[1].append(p)
+    found: dict[tuple[int, int], Measurement] = {}
+    for image_id, (prev, ps) in by_image.items():
+        try:
+            img = load_image(prev.image_path, prev.pbcor_path)
+        except (OSError, ValueError) as exc:
+            log.warning("earlier image %s cannot be read for backfill: %s", prev.image_path, exc)
             continue
-        f = measure(img, prev, [ra], [dec], opts, prev.rms_jy)
-        if f.ok[0]:
-            out.append(_measurement(prev, f, 0, [ra], [dec], new_index=new_index, backfilled=True))
-    return out
+        ra, dec = [positions[p][0] for p in ps], [positions[p][1] for p in ps]
+        f = measure(img, prev, ra, dec, opts, prev.rms_jy)
+        for q, p in enumerate(ps):
+            if f.ok[q]:
+                found[(p, image_id)] = _measurement(prev, f, q, ra, dec, new_index=first_index + p, backfilled=True)
+    return [[found[(p, r.image_id)] for r in runs if (p, r.image_id) in found] for p, runs in enumerate(covering)]
