@@ -62,6 +62,22 @@ def test_default_is_one_line_per_stage(configured):
     assert "WARNING py.warnings:" in lines[2] and lines[2].endswith("UserWarning: a real problem")
 
 
+def test_warning_keeps_its_category_when_a_library_replaced_formatwarning(configured):
+    """pyuvdata's objects set ``warnings.formatwarning`` to one that drops the file and category: the log line
+    still says what kind of warning it is."""
+    saved = warnings.formatwarning
+    warnings.formatwarning = lambda message, *a, **k: f"{message}\n"
+    try:
+        buf = configured(logs.NORMAL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a real problem", UserWarning)
+    finally:
+        warnings.formatwarning = saved
+    line = buf.getvalue().strip()
+    assert "WARNING py.warnings:" in line and line.endswith("UserWarning: a real problem"), line
+
+
 def test_quiet_and_verbose(configured):
     buf = configured(logs.QUIET)
     _emit_everything()

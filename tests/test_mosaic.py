@@ -161,7 +161,8 @@ def test_header_wcs_beam_inputs_and_atomic_rebuild(strip):
     assert h["DATE-OBS"] == first["DATE-OBS"] and h["MJD-BEG"] == pytest.approx(first["PBMJD0"])
     assert h["MJD-END"] == pytest.approx(fits.getheader(strip["paths"][-1])["PBMJD1"])
     assert h["NINPUT"] == N_GROUPS and h["IMG001"] == strip["paths"][0].name and h["GRP006"] == "g5"
-    assert sum(str(p) in str(h["HISTORY"]) for p in strip["paths"]) == N_GROUPS
+    history = "".join(h["HISTORY"])  # a long path runs on over several cards
+    assert sum(str(p) in history for p in strip["paths"]) == N_GROUPS
     assert fits.getheader(res.weight_path)["MOSMAP"] == "WEIGHT" and fits.getheader(res.noise_path)["BUNIT"] == "JY/BEAM"
     assert [u.group_id for u in res.used] == [f"g{i}" for i in range(N_GROUPS)] and not res.excluded
     d = res.to_dict()

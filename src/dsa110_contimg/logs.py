@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import TextIO
@@ -65,6 +66,22 @@ class _Stderr(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:  # logging.StreamHandler.setStream; nothing to keep
         pass
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Python's own ``file:line: Category: message`` (a library may replace ``warnings.formatwarning``: pyuvdata's
+    objects set one that drops the file and the category)."""
+    return f"{filename}:{lineno}: {category.__name__}: {message}\n" + (f"  {line.strip()}\n" if line else "")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The warnings hook: one WARNING record of ``py.warnings`` (as :func:`logging.captureWarnings`), formatted by
+    :func:`_format_warning` whatever ``warnings.formatwarning`` is now."""
+    text = _format_warning(message, category, filename, lineno, line)
+    if file is not None:
+        file.write(text)
+    else:
+        logging.getLogger("py.warnings").warning("%s", text)
 
 
 class _Formatter(logging.Formatter):
@@ -166,7 +183,8 @@ def configure(verbosity: int = NORMAL, stream: TextIO | None = None) -> logging.
     _STATE.update(verbosity=verbosity, handler=handler)
     apply_levels()
     logging.captureWarnings(False)  # hook warnings again: something may have replaced the hook since
-    logging.captureWarnings(True)
+    logging.captureWarnings(True)  # (saves the original hook: captureWarnings(False) puts it back)
+    warnings.showwarning = _show_warning
     if "astropy.logger" in sys.modules:
         adopt_astropy()
     return handler
