@@ -34,6 +34,8 @@ SITE_ALT_M = 1222.0
 """Pipeline site altitude above the WGS84 ellipsoid (m)."""
 DISH_DIAMETER_M = 4.65
 """Dish diameter of every DSA-110 antenna (m)."""
+SEFD_JY = 5800.0
+"""System-equivalent flux density of one dish (Jy; Tsys 25 K, 4.65 m, aperture efficiency 0.7)."""
 DEFAULT_ELEVATION_M = 1182.6
 """Elevation used for a station whose CSV elevation is blank (m)."""
 N_STATIONS = 117

@@ -16,11 +16,14 @@ from .options import OptionSet
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 SIMULATE = OptionSet(
-    SimulateOptions, exclude=("progress",), choices={"preset": tuple(PRESETS)},
+    SimulateOptions, exclude=("progress",),
+    choices={"preset": tuple(PRESETS), "sky": ("default", "realistic"), "predict": ("auto", "direct", "nufft")},
     rename={"output_dir": ("--output-dir", "-o"), "dec_deg": "--dec", "sources_csv": "--sources",
             "calibrator_flux_jy": "--calibrator-flux", "sefd_jy": "--sefd", "gains": "--gains/--unit-gains",
-            "phase_drift_deg_per_hour": "--phase-drift", "jitter_s": "--jitter"},
-    types={"sources_csv": _EXISTING_FILE, "antpos_csv": _EXISTING_FILE},
+            "phase_drift_deg_per_hour": "--phase-drift", "jitter_s": "--jitter", "sky_min_flux_jy": "--sky-min-flux",
+            "sky_min_apparent_jy": "--sky-min-apparent"},
+    types={"sources_csv": _EXISTING_FILE, "antpos_csv": _EXISTING_FILE, "sky_catalog": _EXISTING_FILE,
+           "truth_image_like": _EXISTING_FILE},
     settings={"output_dir": "incoming_dir"})
 """The flags of ``contimg simulate``, from :class:`~dsa110_contimg.simulate.core.SimulateOptions`."""
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from .. import telescope as tel
-from ..beam import airy_power
 from ..catalog.calibrators import lookup_calibrator
 from ..catalog.flux_models import spectral_index_at
 from ..geometry import (SIDEREAL_DEG_PER_DAY, apparent_itrf_directions, meridian_itrf_direction, meridian_j2000,
@@ -24,104 +22,17 @@ from ..telescope import GROUP_SECONDS, INTEGRATION_S
 from ..timeconv import datetime_to_mjd as _mjd
 from ..timeconv import mjd_to_datetime as _from_mjd
 from .instrument import evaluate_gains, random_gains, unit_gains
-from .kernels import baseline_delays, complex_noise, per_visibility_sigma, sum_point_sources
+from .kernels import complex_noise, per_visibility_sigma
+from .options import SIDEREAL_DAY_S, SimulatedGroup, SimulateOptions, SimulationResult  # noqa: F401
 from .presets import N_SUBBANDS, NSAMPLES, PRESETS, subband_frequencies
+from .realism import setup_effects
 from .rfi import make_injector, write_rfi_truth
 from .sky import SkySource, default_field, read_sources_csv
 from .truth import GroupTruth
 from .uvh5_writer import SubbandHeader, write_subband_file
+from .visibilities import SkyPredictor
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SEFD_JY = 5800.0
-"""Default system-equivalent flux density: Tsys 25 K, 4.65 m dish, aperture efficiency 0.7."""
-SIDEREAL_DAY_S = 86164.0905
-"""Length of a sidereal day (s): ``--days`` repeats the same LST range this far apart."""
-
-
-@dataclass
-class SimulateOptions:
-    """Options of :func:`simulate` (mirrors ``contimg simulate``)."""
-
-    output_dir: Path
-    """Folder the subband files and truth JSON are written to."""
-    preset: str = "small"
-    """'full' (real dimensions) or 'small' (same layout, fewer antennas/channels/integrations)."""
-    groups: int = 1
-    """Number of consecutive groups."""
-    days: int = 1
-    """Consecutive sidereal days, each with the same ``groups`` (starting at the calibrator's transit when given)."""
-    start: str = "2025-10-02T00:12:00"
-    """Start of the first group (UTC ISO); shifted to the calibrator's transit when one is given."""
-    dec_deg: float | None = None
-    """Pointing declination (deg); default 54.5734, or the calibrator's declination."""
-    sources_csv: Path | None = None
-    """CSV of point sources (ra_deg, dec_deg, flux_jy, alpha); default: a random field."""
-    n_sources: int = 20
-    """Sources per group in the default random field."""
-    calibrator: str | None = None
-    """Bundled calibrator name or 'RA_DEG,DEC_DEG[,FLUX_JY]' to transit mid-group of group 0."""
-    calibrator_flux_jy: float | None = None
-    """Override of the calibrator's 1.4 GHz flux density."""
-    seed: int = 1
-    """Seed of every random draw."""
-    noise: bool = True
-    """Add thermal noise."""
-    sefd_jy: float = DEFAULT_SEFD_JY
-    """System-equivalent flux density for the noise (Jy)."""
-    gains: bool = True
-    """Apply random antenna gains (False: unit gains)."""
-    gain_amp_sigma: float = 0.1
-    """Scatter of gain amplitudes about 1."""
-    delay_sigma_ns: float = 2.0
-    """Scatter of residual antenna delays (ns)."""
-    phase_drift_deg_per_hour: float = 0.0
-    """Scatter of slow gain-phase drift rates (deg/hour)."""
-    flag_fraction: float = 0.0
-    """Fraction of visibilities flagged at random."""
-    rfi: str = "none"
-    """Radio-frequency interference injected before gains and noise: 'none', 'light' (~2%) or 'heavy' (~10%)."""
-    jitter_s: float = 3.0
-    """Maximum per-file timestamp jitter inside a group (s)."""
-    antpos_csv: Path | None = None
-    """Station-coordinates CSV; default: PIPELINE_ANTPOS_CSV."""
-    fringestop_lon_deg: float = tel.FRINGESTOP_LON_DEG
-    """Longitude of the meridian the correlator fringe-stops to (deg)."""
-    shuffle_antenna_order: bool = True
-    """Use a non-trivial correlator antenna order (the real order is not public)."""
-    subbands: tuple[int, ...] | None = None
-    """Write only these subbands (default: all 16); the rest of the group is simulated identically."""
-    progress: bool = False
-    """Show a progress bar."""
-
-
-@dataclass
-class SimulatedGroup:
-    """One simulated group."""
-
-    start_iso: str
-    """Nominal start time (UTC)."""
-    files: list[Path]
-    """Subband files, sb00 first."""
-    truth_path: Path
-    """Truth JSON."""
-    mid_mjd: float
-    """Mid-time of the group (MJD)."""
-
-
-@dataclass
-class SimulationResult:
-    """What :func:`simulate` produced."""
-
-    groups: list[SimulatedGroup]
-    """The groups, in time order."""
-    wall_s: float
-    """Wall time (s)."""
-    bytes_written: int
-    """Total size of the subband files (bytes)."""
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds spent per step (sky, visibilities, gains, noise, write)."""
-
 
 def _resolve_antpos(opts: SimulateOptions) -> Path:
     """``opts.antpos_csv``, else ``PIPELINE_ANTPOS_CSV``, else the station table shipped with the package."""
@@ -238,6 +149,9 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
     if isinstance(opts.days, bool) or not isinstance(opts.days, int) or opts.days < 1:
         raise ValueError(f"days={opts.days!r} must be a positive integer")
     day_starts = _day_starts(start, opts.days, cal, dec_rad, lon_fs, duration_s)
+    mids = [_mjd(d) + (g * GROUP_SECONDS + duration_s / 2) / 86400.0 for d in day_starts for g in range(opts.groups)]
+    centres = np.degrees(meridian_j2000(dec_rad, mids, lon_fs))[:, 0]
+    effects = setup_effects(opts, nant_tel, centres, dec_deg, _mjd(start), (float(centres[0]), dec_deg))
     fields: dict[int, list[SkySource]] = {}  # the default random field of each group, the same sky every day
     timings = dict(sky=0.0, visibilities=0.0, gains=0.0, noise=0.0, write=0.0)
     groups: list[SimulatedGroup] = []
@@ -252,7 +166,9 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
             times = mjd0 + (np.arange(ntime) + 0.5) * INTEGRATION_S / 86400.0
             mid = mjd0 + duration_s / 2 / 86400.0
             t0 = time.perf_counter()
-            if csv_sources is not None:
+            if effects.sky is not None:
+                sources = effects.group_sources(float(centres[gi]), dec_deg, opts.sky_radius_deg)
+            elif csv_sources is not None:
                 sources = list(csv_sources)
             else:
                 if g not in fields:
@@ -264,33 +180,23 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
             ra = np.radians([s.ra_deg for s in sources])
             dec = np.radians([s.dec_deg for s in sources])
             dirs = apparent_itrf_directions(ra, dec, times)  # (Nt, Nsrc, 3)
-            theta = np.arccos(np.clip(dirs @ s0, -1.0, 1.0))  # (Nt, Nsrc)
-            gains_all = evaluate_gains(gm, all_f, times)  # (Nant, Nt, Nchan_all, 2)
+            gm_g = effects.group_gains(gm, times)
+            gains_all = evaluate_gains(gm_g, all_f, times)  # (Nant, Nt, Nchan_all, 2)
+            sky = SkyPredictor(sources, dirs, s0, times, all_f, bl_itrf, a1_idx, a2_idx, ants.ecef, opts.predict,
+                               effects.pointing, effects.screen,
+                               opts.sky_min_apparent_jy if effects.sky is not None else None)
             timings["sky"] += time.perf_counter() - t0
             jitter = rng.integers(-int(opts.jitter_s), int(opts.jitter_s) + 1, N_SUBBANDS) if opts.jitter_s else \
                 np.zeros(N_SUBBANDS, int)
             files = []
             rfi = make_injector(opts.rfi, opts.seed, gi, ntime, all_f.size, bl_itrf, autos, sigma)
-            # per-integration fluxes (light curves), (Nsrc, Nt, Nch)
-            flux_all = np.array([s.flux_at_times(all_f, times) for s in sources]).reshape(len(sources), ntime,
-                                                                                        all_f.size)
-            beam_all = airy_power(theta.T[:, :, None], all_f[None, None, :])  # (Nsrc,Nt,Nch)
-            amp_all = flux_all * beam_all
-            apparent = amp_all.mean(axis=(1, 2))
-            beam_mid = airy_power(theta[ntime // 2], 1.4e9)
             for sb in range(N_SUBBANDS):
                 if opts.subbands is not None and sb not in opts.subbands:
                     continue
                 f = freqs[sb]
                 t0 = time.perf_counter()
                 c0 = sb * f.size
-                amp = amp_all[:, :, c0:c0 + f.size]
-                keep = amp.max(axis=(1, 2)) > 1e-7
-                vis = np.empty((ntime, nbl, f.size), dtype=np.complex128)
-                for it in range(ntime):
-                    tau = baseline_delays(bl_itrf, dirs[it, keep], s0)
-                    vis[it] = sum_point_sources(tau, amp[keep, it, :], f)
-                vis = np.repeat(vis[..., None], 2, axis=-1)  # XX = YY = I
+                vis = sky.subband(c0, f.size)  # (Nt, Nbl, Nch, 2), XX = YY = I without per-antenna beams
                 if rfi is not None:
                     rfi.inject(vis, sb, c0)
                 timings["visibilities"] += time.perf_counter() - t0
@@ -330,13 +236,13 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
                 if progress is not None:
                     progress[0].advance(progress[1])
             src_rows = []
-            for k, s in enumerate(sources):
+            for k, s in enumerate(sky.sources):
                 row = s.to_dict()
-                row["apparent_flux_jy"] = float(apparent[k])
-                row["beam_mid"] = float(beam_mid[k])
-                row["intrinsic_flux_jy"] = float(flux_all[k].mean())
-                row["flux_1p4_jy"] = float(s.flux_1p4_at_times(times).mean())
-                row["beam_mean"] = float(beam_all[k].mean())
+                row["apparent_flux_jy"] = float(sky.apparent[k])
+                row["beam_mid"] = float(sky.beam_mid[k])
+                row["intrinsic_flux_jy"] = float(sky.intrinsic[k])
+                row["flux_1p4_jy"] = float(sky.f14[k].mean())
+                row["beam_mean"] = float(sky.beam_mean[k])
                 src_rows.append(row)
             rfi_info, rname = None, f"{g_start.strftime('%Y-%m-%dT%H:%M:%S')}_rfi.npz"
             if rfi is not None:
@@ -349,12 +255,16 @@ def simulate(opts: SimulateOptions) -> SimulationResult:
                 integration_s=INTEGRATION_S, freqs_hz=[fr.tolist() for fr in freqs],
                 channel_width_hz=preset.channel_width_hz, active_antennas=[int(a) for a in active],
                 antenna_order=[int(a) for a in order], antpos_source=str(antpos_path), sources=src_rows,
-                gains=gm.to_dict(), noise={"enabled": opts.noise, "sefd_jy": opts.sefd_jy,
+                gains=gm_g.to_dict(), noise={"enabled": opts.noise, "sefd_jy": opts.sefd_jy,
                                            "sigma_per_vis_jy": sigma},
                 flag_fraction=opts.flag_fraction, calibrator=cal.to_dict() if (cal and g == 0) else None,
-                rfi=rfi_info,
+                rfi=rfi_info, effects={**effects.to_dict(opts), "predict": sky.method},
             )
             tpath = truth.to_json(out_dir / f"{g_start.strftime('%Y-%m-%dT%H:%M:%S')}_truth.json")
+            if opts.truth_image_like is not None:
+                from .truth_image import write_truth_image
+
+                write_truth_image(truth, opts.truth_image_like, out_dir / f"{truth.group_start_iso}_truth_image.fits")
             groups.append(SimulatedGroup(truth.group_start_iso, files, tpath, float(mid)))
     finally:
         if progress is not None:

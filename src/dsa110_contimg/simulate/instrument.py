@@ -44,9 +44,21 @@ class GainModel:
     """Reference time of the phase drift (MJD)."""
     extra: dict = field(default_factory=dict)
     """Free-form notes stored with the truth."""
+    time_mjd: np.ndarray | None = None
+    """Times (MJD) of ``time_factor``, shape (Ntime,); None: no time variation beyond the drift."""
+    time_factor: np.ndarray | None = None
+    """Complex factor multiplying the gains at ``time_mjd`` (interpolated linearly between), (Nant, Ntime, Npol)."""
 
     def to_dict(self) -> dict:
         """JSON-ready dict (arrays as nested lists)."""
+        out = self._base_dict()
+        if self.time_factor is not None:
+            out["time_mjd"] = np.asarray(self.time_mjd).tolist()
+            out["time_factor_re"] = self.time_factor.real.tolist()
+            out["time_factor_im"] = self.time_factor.imag.tolist()
+        return out
+
+    def _base_dict(self) -> dict:
         return {
             "amp": self.amp.tolist(), "phase_rad": self.phase_rad.tolist(), "delay_ns": self.delay_ns.tolist(),
             "phase_rate_rad_per_s": self.phase_rate_rad_per_s.tolist(), "bp_amp": self.bp_amp.tolist(),
@@ -59,8 +71,12 @@ class GainModel:
         """Inverse of :meth:`to_dict`."""
         arr = {k: np.asarray(d[k], dtype=float) for k in
                ("amp", "phase_rad", "delay_ns", "phase_rate_rad_per_s", "bp_amp", "bp_phase")}
+        tf = None
+        if "time_factor_re" in d:
+            tf = np.asarray(d["time_factor_re"], dtype=float) + 1j * np.asarray(d["time_factor_im"], dtype=float)
         return cls(**arr, f_ref_hz=float(d["f_ref_hz"]), f_lo_hz=float(d["f_lo_hz"]), f_hi_hz=float(d["f_hi_hz"]),
-                   t_ref_mjd=float(d["t_ref_mjd"]), extra=dict(d.get("extra", {})))
+                   t_ref_mjd=float(d["t_ref_mjd"]), extra=dict(d.get("extra", {})),
+                   time_mjd=np.asarray(d["time_mjd"], dtype=float) if tf is not None else None, time_factor=tf)
 
 
 def unit_gains(n_ant: int, n_pol: int, f_ref_hz: float, f_lo_hz: float, f_hi_hz: float, t_ref_mjd: float,
@@ -133,5 +149,18 @@ def evaluate_gains(model: GainModel, freqs_hz, mjd) -> np.ndarray:
     dt = (t - model.t_ref_mjd) * 86400.0
     ph = model.phase_rad[:, None, :] + model.phase_rate_rad_per_s[:, None, :] * dt[None, :, None]
     g_t = model.amp[:, None, :] * np.exp(1j * ph)  # (Nant, Ntime, Npol)
+    if model.time_factor is not None:
+        g_t = g_t * _interp_time_factor(model, t)
     g_f = bp * delay  # (Nant, Npol, Nchan)
     return g_t[:, :, None, :] * np.transpose(g_f, (0, 2, 1))[:, None, :, :]
+
+
+def _interp_time_factor(model: GainModel, t: np.ndarray) -> np.ndarray:
+    """``model.time_factor`` at times ``t`` (MJD), linear in real and imaginary parts, (Nant, Ntime, Npol)."""
+    tm = np.asarray(model.time_mjd, dtype=float)
+    tf = np.asarray(model.time_factor)
+    if tm.size == 1:
+        return np.repeat(tf, t.size, axis=1)
+    idx = np.clip(np.searchsorted(tm, t) - 1, 0, tm.size - 2)
+    w = ((t - tm[idx]) / (tm[idx + 1] - tm[idx]))[None, :, None]
+    return tf[:, idx] * (1.0 - w) + tf[:, idx + 1] * w

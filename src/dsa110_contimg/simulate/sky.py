@@ -1,4 +1,7 @@
-"""Sky models for the simulator: point sources from a CSV, a default field, a calibrator."""
+"""Sky models for the simulator: point sources (or Gaussians) from a CSV, a default field, a calibrator.
+
+The realistic sky drawn from the source counts, and real catalogs, are in :mod:`.skycounts`.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,17 @@ class SkySource:
     """Label used in the truth file."""
     lightcurve: str = "steady"
     """Light curve (:mod:`.lightcurves`): 'steady', 'sine:..', 'flare:..' or 'step:..'."""
+    major_arcsec: float = 0.0
+    """FWHM of the major axis of an elliptical Gaussian (arcsec); 0: a point source."""
+    minor_arcsec: float = 0.0
+    """FWHM of the minor axis (arcsec)."""
+    pa_deg: float = 0.0
+    """Position angle of the major axis, north through east (deg)."""
+
+    @property
+    def resolved(self) -> bool:
+        """True for a Gaussian (major axis > 0)."""
+        return self.major_arcsec > 0.0
 
     def flux_at(self, freq_hz) -> np.ndarray:
         """Flux density (Jy) at ``freq_hz`` (the base flux, without the light curve)."""
@@ -121,10 +135,7 @@ def default_field(ra_deg: float, dec_deg: float, n_sources: int, rng: np.random.
         tries += 1
         r = np.radians(radius_deg) * np.sqrt(rng.uniform())
         pa = rng.uniform(0, 2 * np.pi)
-        dec = np.arcsin(np.sin(dec0) * np.cos(r) + np.cos(dec0) * np.sin(r) * np.cos(pa))
-        dra = np.arctan2(np.sin(pa) * np.sin(r) * np.cos(dec0), np.cos(r) - np.sin(dec0) * np.sin(dec))
-        ra_d = (ra_deg + np.degrees(dra)) % 360.0
-        dec_d = float(np.degrees(dec))
+        ra_d, dec_d = offset_position(ra_deg, dec_deg, r, pa)
         if any(np.hypot((ra_d - s.ra_deg) * np.cos(dec0), dec_d - s.dec_deg) < min_sep_deg for s in out):
             continue
         flux = float(np.exp(rng.uniform(np.log(flux_range_jy[0]), np.log(flux_range_jy[1]))))
@@ -132,3 +143,11 @@ def default_field(ra_deg: float, dec_deg: float, n_sources: int, rng: np.random.
         out.append(SkySource(ra_deg=float(ra_d), dec_deg=dec_d, flux_jy=flux, alpha=alpha,
                              name=f"{prefix}{len(out):03d}"))
     return out
+
+
+def offset_position(ra_deg: float, dec_deg: float, r_rad: float, pa_rad: float) -> tuple[float, float]:
+    """The direction ``r_rad`` away from (ra, dec) at position angle ``pa_rad`` (north through east), deg."""
+    dec0 = np.radians(dec_deg)
+    dec = np.arcsin(np.sin(dec0) * np.cos(r_rad) + np.cos(dec0) * np.sin(r_rad) * np.cos(pa_rad))
+    dra = np.arctan2(np.sin(pa_rad) * np.sin(r_rad) * np.cos(dec0), np.cos(r_rad) - np.sin(dec0) * np.sin(dec))
+    return float((ra_deg + np.degrees(dra)) % 360.0), float(np.degrees(dec))

@@ -23,6 +23,13 @@ CONVENTIONS = {
     "lightcurve": ("S(t, f) = (flux_jy * multiplier(t) + added_jy(t)) * (f / 1.4 GHz) ** alpha, t the integration "
                    "centre (see dsa110_contimg.simulate.lightcurves)"),
     "spectral_index": "S(f) = flux_jy * (f / 1.4 GHz) ** alpha",
+    "shape": ("major_arcsec > 0: elliptical Gaussian of FWHM major_arcsec x minor_arcsec at pa_deg (north through "
+              "east), flux_jy its integrated flux; visibility = point visibility * exp(-2 pi^2 (s_maj^2 u_maj^2 + "
+              "s_min^2 u_min^2))"),
+    "gain_time_factor": ("gains.time_factor_re/_im [antenna_number, time, pol] at gains.time_mjd multiply g (linear "
+                         "interpolation in between): the gain variation of effects.gain_variation"),
+    "ionosphere": ("effects.ionosphere: V_pq *= exp(i (phi_p - phi_q) f_ref / f), phi the screen phase at the pierce "
+                   "point of the centre of the source's facet (PhaseScreen.phase), direction-dependent"),
     "rfi": ("RFI added to the sky visibilities before noise and gains, cross-correlations only; sample amplitude = "
             "amp_sigma * sigma_jy * chan_profile * time_profile * pol_factor / sqrt(1 + |b| / baseline_scale_m); "
             "chan_start counts the group's channels in file order (sb00 first, descending); mask and amplitude per "
@@ -73,6 +80,9 @@ class GroupTruth:
     """The injected calibrator, if any."""
     rfi: dict | None = None
     """RFI model (level, events, fraction, mask_file) when ``--rfi`` was not ``none``."""
+    effects: dict | None = None
+    """Realistic effects (:meth:`.realism.RunEffects.to_dict`): sky model, pointing offsets, gain variation,
+    ionospheric screen, and the predict used."""
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
     """How to read the numbers above."""
     version: int = 1
