@@ -75,7 +75,9 @@ def test_connect_creates_schema_wal_and_indices(db, db_path):
     assert {"id", "path", "ms_path", "created_at", "type", "beam_major_arcsec", "noise_jy", "pbcor",
             "beam_minor_arcsec", "beam_pa_deg", "peak_jy", "dynamic_range", "backend", "freq_hz",
             "thumbnail_path", "qa_plot_path", "fits_path", "n_detections", "flux_ratio_median",
-            "astrometry_offset_arcsec", "qa_json", "timings_json", "status"} == img_cols
+            "astrometry_offset_arcsec", "qa_json", "timings_json", "status", "flux_scale_ratio", "flux_scale_err",
+            "flux_scale_n", "thermal_noise_jy", "rms_over_thermal", "ref_offset_arcsec", "quality_state",
+            "gates_json"} == img_cols
     indices = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {name for name, _, _ in pdb.INDICES} <= indices
     # reconnecting is a no-op

@@ -200,7 +200,10 @@ def image_summary(img) -> dict[str, Any]:
             "dynamic_range": img.dynamic_range, "beam_major_arcsec": img.beam_major_arcsec,
             "beam_minor_arcsec": img.beam_minor_arcsec, "beam_pa_deg": img.beam_pa_deg,
             "n_detections": img.n_detections, "flux_ratio_median": img.flux_ratio_median,
-            "astrometry_offset_arcsec": img.astrometry_offset_arcsec,
+            "astrometry_offset_arcsec": img.astrometry_offset_arcsec, "quality_state": img.quality_state,
+            "flux_scale_ratio": img.flux_scale_ratio, "flux_scale_err": img.flux_scale_err,
+            "flux_scale_n": img.flux_scale_n, "thermal_noise_jy": img.thermal_noise_jy,
+            "rms_over_thermal": img.rms_over_thermal, "ref_offset_arcsec": img.ref_offset_arcsec,
             "urls": {"self": base, "page": f"/images/{img.id}",
                      "fits": f"{base}/fits" if fits else None,
                      "thumbnail": f"{base}/thumbnail.png" if img.thumbnail_path else None,
@@ -235,7 +238,7 @@ def image_detail(ctx: ApiContext, image_id: int) -> dict[str, Any] | None:
             return None
         dets = pdb.get_detections(conn, image_id)
     return {**image_summary(img), "qa": img.qa or {}, "timings": img.timings or {},
-            "detections": [detection_row(d) for d in dets]}
+            "gates": (img.gates or {}).get("gates", []), "detections": [detection_row(d) for d in dets]}
 
 
 def image_file(ctx: ApiContext, image_id: int, kind: str) -> Path | None:

@@ -113,6 +113,15 @@ class ImageSummary(BaseModel):
     n_detections: int | None
     flux_ratio_median: float | None = Field(description="Median measured/catalog flux of matched sources.")
     astrometry_offset_arcsec: float | None
+    quality_state: str | None = Field(default=None, description="Worst quality gate: pass, warn or fail (None: "
+                                                                "not assessed).")
+    flux_scale_ratio: float | None = Field(default=None, description="Median measured/catalog flux of the compact "
+                                                                     "references.")
+    flux_scale_err: float | None = None
+    flux_scale_n: int | None = Field(default=None, description="References of the flux scale.")
+    thermal_noise_jy: float | None = Field(default=None, description="Thermal noise predicted from the MS's weights.")
+    rms_over_thermal: float | None = None
+    ref_offset_arcsec: float | None = Field(default=None, description="Median offset of the references.")
     urls: ImageUrls
 
 
@@ -135,9 +144,21 @@ class DetectionRow(BaseModel):
     flux_ratio: float | None
 
 
+class Gate(BaseModel):
+    """One quality gate of an image."""
+
+    name: str
+    value: float | None
+    warn: float
+    fail: float
+    state: str = Field(description="pass, warn, fail or n/a (value unknown: does not count).")
+    higher_is_worse: bool = Field(description="False: values below the thresholds are bad.")
+
+
 class ImageDetail(ImageSummary):
     qa: dict[str, Any]
     timings: dict[str, Any]
+    gates: list[Gate] = Field(default_factory=list, description="Quality gates (empty: not assessed).")
     detections: list[DetectionRow]
 
 

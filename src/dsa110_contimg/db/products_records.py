@@ -97,6 +97,22 @@ class ImageRecord:
     """Processing times per step, seconds (stored as JSON in ``timings_json``); replaced as a whole."""
     status: str | None = None
     """QA verdict or product state, e.g. ``'ok'``, ``'warn'``, ``'failed'``."""
+    flux_scale_ratio: float | None = None
+    """Median measured/catalog flux of the compact, bright, isolated references (schema 8)."""
+    flux_scale_err: float | None = None
+    """1-sigma error of ``flux_scale_ratio``."""
+    flux_scale_n: int | None = None
+    """Number of references of the flux scale."""
+    thermal_noise_jy: float | None = None
+    """Thermal noise predicted from the MS's weights, flags and the imaging weighting (Jy/beam)."""
+    rms_over_thermal: float | None = None
+    """``noise_jy`` over ``thermal_noise_jy``."""
+    ref_offset_arcsec: float | None = None
+    """Median offset of the flux-scale references from their catalog positions (arcsec)."""
+    quality_state: str | None = None
+    """Worst quality-gate state: ``'pass'``, ``'warn'`` or ``'fail'``; None: not assessed."""
+    gates: dict[str, Any] | None = None
+    """``{"state": ..., "gates": [{name, value, warn, fail, state, higher_is_worse}, ...], ...}`` (``gates_json``)."""
     id: int | None = None
     """Row id (set by the database; ignored by :func:`upsert_image`)."""
 
@@ -151,8 +167,10 @@ _IMAGE_KINDS: dict[str, str] = {
     "dynamic_range": _REAL, "backend": _TEXT, "freq_hz": _REAL, "thumbnail_path": _PATH,
     "qa_plot_path": _PATH, "fits_path": _PATH, "n_detections": _INT, "flux_ratio_median": _REAL,
     "astrometry_offset_arcsec": _REAL, "qa": _JSON, "timings": _JSON, "status": _TEXT,
+    "flux_scale_ratio": _REAL, "flux_scale_err": _REAL, "flux_scale_n": _INT, "thermal_noise_jy": _REAL,
+    "rms_over_thermal": _REAL, "ref_offset_arcsec": _REAL, "quality_state": _TEXT, "gates": _JSON,
 }
-_IMAGE_DB_NAME = {"qa": "qa_json", "timings": "timings_json"}
+_IMAGE_DB_NAME = {"qa": "qa_json", "timings": "timings_json", "gates": "gates_json"}
 _DETECTION_KINDS: dict[str, str] = {
     "ra_deg": _REAL, "dec_deg": _REAL, "ra_err_arcsec": _REAL, "dec_err_arcsec": _REAL, "peak_jy": _REAL,
     "peak_err_jy": _REAL, "int_jy": _REAL, "int_err_jy": _REAL, "snr": _REAL, "catalog_source_id": _INT,

@@ -16,7 +16,7 @@ from . import sqlite_base as _base
 
 WHAT = "products database"
 """Name used in error messages."""
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """Version stored in ``PRAGMA user_version`` once every migration has run."""
 
 
@@ -252,8 +252,23 @@ def _migration_7(conn: sqlite3.Connection) -> None:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
 
 
+IMAGE_QUALITY_COLUMNS: list[tuple[str, str]] = [
+    ("flux_scale_ratio", "REAL"), ("flux_scale_err", "REAL"), ("flux_scale_n", "INTEGER"),
+    ("thermal_noise_jy", "REAL"), ("rms_over_thermal", "REAL"), ("ref_offset_arcsec", "REAL"),
+    ("quality_state", "TEXT"), ("gates_json", "TEXT")]
+"""Columns added to ``images`` by schema version 8 (:mod:`dsa110_contimg.qa.gates`): flux-scale ratio against the
+catalog's compact references, its error and number of references, predicted thermal noise, rms over it, median
+reference offset, the worst gate state ('pass', 'warn', 'fail') and every gate (value, thresholds, state) as JSON."""
+
+
+def _migration_8(conn: sqlite3.Connection) -> None:
+    """Per-image quality gates (existing rows get NULL: not assessed) and an index on the gate state."""
+    _base.add_missing_columns(conn, "images", IMAGE_QUALITY_COLUMNS)
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_images_quality ON images (quality_state)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
-                                                          _migration_5, _migration_6, _migration_7]
+                                                          _migration_5, _migration_6, _migration_7, _migration_8]
 """``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

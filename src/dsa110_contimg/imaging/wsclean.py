@@ -133,6 +133,10 @@ class WSCleanOptions:
     """-j: threads."""
     mem_percent: int = 50
     """-mem: maximum memory use (percent)."""
+    update_model: bool = False
+    """Write the clean components' visibilities to MODEL_DATA (self-calibration); else -no-update-model-required."""
+    auto_mask: float | None = None
+    """-auto-mask: clean deeper (to -auto-threshold) inside a mask grown at this many sigma."""
 
 
 def wsclean_binary() -> str | None:
@@ -146,11 +150,15 @@ def wsclean_command(ms: str | Path, prefix: str | Path, opts: WSCleanOptions) ->
     cmd = [exe, "-name", str(prefix), "-size", str(opts.size), str(opts.size), "-scale", f"{opts.scale_arcsec}asec",
            "-niter", str(opts.niter), "-mgain", str(opts.mgain), "-gain", str(opts.gain),
            "-weight", *opts.weight.split(), "-data-column", opts.data_column, "-pol", opts.pol,
-           "-j", str(opts.threads), "-mem", str(opts.mem_percent), "-no-update-model-required"]
+           "-j", str(opts.threads), "-mem", str(opts.mem_percent)]
+    if not opts.update_model:
+        cmd.append("-no-update-model-required")
     if opts.threshold_jy is not None:
         cmd += ["-threshold", str(opts.threshold_jy)]
     if opts.auto_threshold is not None:
         cmd += ["-auto-threshold", str(opts.auto_threshold)]
+    if opts.auto_mask is not None:
+        cmd += ["-auto-mask", str(opts.auto_mask)]
     if opts.use_wgridder:
         cmd.append("-use-wgridder")
     cmd.append(str(ms))

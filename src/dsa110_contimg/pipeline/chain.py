@@ -26,9 +26,12 @@ from ..conversion.convert import ConvertOptions, ConvertResult, convert_group
 from ..conversion.grouping import SubbandGroup, parse_subband_name
 from ..conversion.reader import read_meta
 from ..imaging.image import ImageOptions, ImageResult, image_ms
-from ..qa.image_qa import ImageQAOptions, ImageQAResult, run_image_qa
+from ..qa.gates import QualityResult
+from ..qa.image_qa import ImageQAResult
+from ..selfcal.run import SelfcalOptions, selfcal_ms
 from ..timeconv import SECONDS_PER_DAY, jd_to_mjd
 from .calsets import apply_calibration
+from .image_stage import run_qa
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,9 @@ class ChainConfig:
     """Master catalog for the QA crossmatch."""
     flagger: str = "aoflagger"
     """RFI flagger of the flag stage: 'aoflagger', 'casa' or 'none' (no flag stage)."""
+    selfcal: object | None = None
+    """:class:`~dsa110_contimg.selfcal.run.SelfcalOptions` to self-calibrate target groups before imaging
+    (None: no self-calibration)."""
     products_db: Path | None = None
     """Products database (read by workers, e.g. the known sources for photometry; written by the daemon)."""
 
@@ -87,6 +93,8 @@ class ImageProducts:
     """Images written (FITS, primary-beam corrected, ...)."""
     qa: ImageQAResult
     """QA of the image."""
+    quality: QualityResult | None = None
+    """Quality gates of the image."""
 
 
 StagePayload = Union[ConvertResult, CalibrateResult, ApplyResult, ImageProducts]
@@ -154,12 +162,27 @@ def run_apply(job: StageJob) -> StageOutcome:
     return StageOutcome(job.group_id, "applied", job.ms_path, {"apply": res.timings.get("total", 0.0)}, res)
 
 
+def selfcal_options(settings):
+    """The chain's self-calibration options: the defaults when ``settings.selfcal`` (``PIPELINE_SELFCAL``), else None."""
+    if not getattr(settings, "selfcal", False):
+        return None
+    return SelfcalOptions()
+
+
 def run_image(job: StageJob) -> StageOutcome:
-    """Image and run QA (the daemon records the products)."""
+    """Image, run QA and the quality gates (the daemon records the products)."""
     t0 = time.perf_counter()
-    img = image_ms(job.ms_path, ImageOptions(quick=job.cfg.quick_image))
+    timings = {}
+    sc = None
+    if job.cfg.selfcal is not None and job.calibrator is None:  # target groups only
+        sc = selfcal_ms(job.ms_path, job.cfg.selfcal, job.cfg.catalog_path)
+        timings["selfcal"] = time.perf_counter() - t0
+    opts = ImageOptions(quick=job.cfg.quick_image)
+    t_img = time.perf_counter()
+    img = image_ms(job.ms_path, opts)
     t1 = time.perf_counter()
-    qa = run_image_qa(img.images.image, img.images.image.parent, ImageQAOptions(catalog_path=job.cfg.catalog_path),
-                      pbcor_fits=img.images.pbcor)
-    return StageOutcome(job.group_id, "imaged", job.ms_path, {"image": t1 - t0, "qa": time.perf_counter() - t1},
-                        ImageProducts(img, qa))
+    qa, quality = run_qa(job.ms_path, img, opts, job.cfg.catalog_path)
+    if sc is not None:
+        qa.selfcal = sc.to_dict()  # stored with the image's QA
+    timings.update(image=t1 - t_img, qa=time.perf_counter() - t1)
+    return StageOutcome(job.group_id, "imaged", job.ms_path, timings, ImageProducts(img, qa, quality))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,7 +14,9 @@ import numpy as np
 from ..db import products as pdb
 from ..imaging.image import ImageOptions, image_ms
 from ..ms import read_ms_info
+from ..qa.gates import QualityOptions, QualityResult, assess_image
 from ..qa.image_qa import ImageQAOptions, run_image_qa
+from ..qa.thermal import ThermalOptions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class ImagedProduct:
     """:class:`~dsa110_contimg.qa.image_qa.ImageQAResult` (None with --skip-fits)."""
     image_id: int | None
     """Row id in ``images``."""
+    quality: QualityResult | None = None
+    """Quality gates of the image (None with --skip-fits)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds: image, qa, record, total."""
 
@@ -59,21 +63,44 @@ def image_and_record(ms_path: str | Path, products_db: str | Path, opts=None, ca
         image_id = None
         if res.images.image is not None and res.images.image.suffix == ".fits":
             tq = time.perf_counter()
-            qa = run_image_qa(res.images.image, res.images.image.parent,
-                              ImageQAOptions(catalog_path=catalog_path), pbcor_fits=res.images.pbcor)
+            qa, quality = run_qa(ms_path, res, opts, catalog_path)
             timings["qa"] = time.perf_counter() - tq
             tr = time.perf_counter()
-            image_id = record_image(conn, ms_path, res, qa)
+            image_id = record_image(conn, ms_path, res, qa, quality)
             timings["record"] = time.perf_counter() - tr
         record_ms(conn, ms_path, "imaged", "completed", imagename=str(res.images.prefix))
     finally:
         conn.close()
     timings["total"] = time.perf_counter() - t_all
-    return ImagedProduct(ms_path, res, qa, image_id, timings)
+    return ImagedProduct(ms_path, res, qa, image_id, quality, timings)
 
 
-def record_image(conn, ms_path: Path, res, qa) -> int:
-    """Upsert the image (and its pbcor twin) and replace its detections; returns the image id."""
+def run_qa(ms_path: Path, res, opts: ImageOptions, catalog_path: Path | None):
+    """Image QA (:func:`~dsa110_contimg.qa.image_qa.run_image_qa`) and quality gates
+    (:func:`~dsa110_contimg.qa.gates.assess_image`, thermal noise for the weighting and grid imaged) of an image."""
+    qa = run_image_qa(res.images.image, res.images.image.parent, ImageQAOptions(catalog_path=catalog_path),
+                      pbcor_fits=res.images.pbcor)
+    thermal = ThermalOptions(weighting=opts.weighting, robust=opts.robust, imsize=res.imsize,
+                             cell_arcsec=res.cell_arcsec)
+    return qa, assess_image(qa, ms_path, QualityOptions(thermal=thermal))
+
+
+def quality_fields(quality: QualityResult | None) -> dict:
+    """The ``images`` fields of the quality gates (empty when not assessed)."""
+    if quality is None:
+        return {}
+    fs, th = quality.flux_scale, quality.thermal
+    return {"flux_scale_ratio": fs.ratio, "flux_scale_err": fs.ratio_err, "flux_scale_n": fs.n_refs,
+            "thermal_noise_jy": th.noise_jy if th is not None and math.isfinite(th.noise_jy) else None,
+            "rms_over_thermal": quality.rms_over_thermal, "ref_offset_arcsec": fs.offset_arcsec,
+            "quality_state": quality.state,
+            "gates": {"state": quality.state, "gates": quality.gates_dict(), "reasons": quality.reasons(),
+                      "flux_scale": fs.to_dict(), "thermal": asdict(th) if th is not None else None}}
+
+
+def record_image(conn, ms_path: Path, res, qa, quality: QualityResult | None = None) -> int:
+    """Upsert the image (and its pbcor twin) with its QA and quality gates, and replace its detections;
+    returns the image id."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     qa_dict = qa.to_dict()
     qa_dict["warnings"] = res.warnings
@@ -86,7 +113,7 @@ def record_image(conn, ms_path: Path, res, qa) -> int:
         qa_plot_path=str(qa.qa_plot_path) if qa.qa_plot_path else None,
         fits_path=str(res.images.image), flux_ratio_median=qa.flux_ratio_median,
         astrometry_offset_arcsec=qa.astrometry_offset_arcsec, qa=_jsonable(qa_dict),
-        timings=res.timings, status="ok"))
+        timings=res.timings, status="ok", **quality_fields(quality)))
     if res.images.pbcor is not None:
         pdb.upsert_image(conn, pdb.ImageRecord(
             path=str(res.images.pbcor), ms_path=str(ms_path), created_at=now, type="pbcor",

@@ -5,7 +5,8 @@
 ``mosaics`` row (replacing the window's earlier one).  ``contimg mosaic`` and the demo use the same two
 functions, the daemon runs them through :class:`~.mosaic_daemon.MosaicScheduler`.
 
-Inputs left out are listed with their reason: a group without an image (failed, not imaged), a missing or
+Inputs left out are listed with their reason: a group without an image (failed, not imaged), an image whose
+quality gates failed (:mod:`dsa110_contimg.qa.gates`, the failing gates named), a missing or
 unreadable file (found by the builder), an image whose rms is more than ``rms_factor`` times the window's
 median rms (the QA cut: a snapshot hit by RFI or bad calibration would only add noise), or one failing the
 builder's absolute rms / dynamic-range cuts.
@@ -86,9 +87,14 @@ def _beam_of(inp: WindowInput):
 
 
 def select_inputs(inputs: tuple[WindowInput, ...], rms_factor: float | None) -> tuple[list[WindowInput], list[dict]]:
-    """Split the window's groups into candidate images and exclusions (no image; rms above the relative cut)."""
-    have = [i for i in inputs if i.image]
+    """Split the window's groups into candidate images and exclusions (no image; quality gates failed; rms above
+    the relative cut)."""
     out = [{"group_id": i.group_id, "image": None, "reason": i.reason or "no image"} for i in inputs if not i.image]
+    out += [{"group_id": i.group_id, "image": i.image,
+             "reason": "quality gates failed: " + ("; ".join(r for r in i.quality_reasons if r.endswith("(fail)"))
+                                                   or "fail")}
+            for i in inputs if i.image and i.quality_state == "fail"]
+    have = [i for i in inputs if i.image and i.quality_state != "fail"]
     rms = sorted(i.rms_jy for i in have if i.rms_jy is not None and math.isfinite(i.rms_jy) and i.rms_jy > 0)
     if rms_factor is None or len(rms) < 3:
         return have, out

@@ -6,7 +6,7 @@ the window its start falls in (a window holds ``n_groups`` groups at the correla
 when the cadence jitters).  A window's name is the UTC time of its start.
 
 Inputs are the groups' restored images before primary-beam correction (``images.type = 'image'``), with the QA's
-rms and dynamic range; a group that failed, or has no image, is listed as an exclusion.
+rms, dynamic range and quality-gate state; a group that failed, or has no image, is listed as an exclusion.
 
 Examples
 --------
@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import sqlite3
@@ -118,6 +119,22 @@ class WindowInput:
     """QA dynamic range of the image."""
     reason: str | None = None
     """Why the group has no image (failed, not imaged)."""
+    quality_state: str | None = None
+    """Quality-gate state of the image ('pass', 'warn', 'fail'; None: not assessed)."""
+    quality_reasons: tuple[str, ...] = ()
+    """The gates that warn or fail, one phrase each (``'rms_thermal 12.3 > 10 (fail)'``)."""
+
+
+_IMAGE_COLUMNS = "i.path, i.noise_jy, i.dynamic_range, i.quality_state, i.gates_json"
+
+
+def _quality(state, gates_json) -> dict:
+    """``quality_state`` and ``quality_reasons`` of a :class:`WindowInput` from the ``images`` columns."""
+    try:
+        reasons = tuple((json.loads(gates_json) or {}).get("reasons") or ()) if gates_json else ()
+    except (TypeError, ValueError):
+        reasons = ()
+    return {"quality_state": state, "quality_reasons": reasons}
 
 
 def window_inputs(products_conn: sqlite3.Connection, states: dict[str, str], output_dir: Path) -> list[WindowInput]:
@@ -127,23 +144,23 @@ def window_inputs(products_conn: sqlite3.Connection, states: dict[str, str], out
     out = []
     for gid, state in sorted(states.items()):
         ms = os.path.abspath(str(Path(output_dir) / ms_name(gid)))
-        row = products_conn.execute("SELECT path, noise_jy, dynamic_range FROM images WHERE ms_path = ? AND "
+        row = products_conn.execute(f"SELECT {_IMAGE_COLUMNS} FROM images i WHERE ms_path = ? AND "
                                     "type = 'image' ORDER BY id DESC LIMIT 1", (ms,)).fetchone()
         if row is None:
             out.append(WindowInput(gid, None, ms, reason=f"no image (group {state})"))
         else:
-            out.append(WindowInput(gid, row[0], ms, row[1], row[2]))
+            out.append(WindowInput(gid, row[0], ms, row[1], row[2], **_quality(row[3], row[4])))
     return out
 
 
 def images_between(products_conn: sqlite3.Connection, start_mjd: float, end_mjd: float) -> list[WindowInput]:
     """The newest image of every MS whose mid-time is in ``[start_mjd, end_mjd]``, in time order."""
     rows = products_conn.execute(
-        "SELECT m.path AS ms, i.path AS image, i.noise_jy, i.dynamic_range FROM ms_index m JOIN images i "
+        f"SELECT m.path AS ms, {_IMAGE_COLUMNS} FROM ms_index m JOIN images i "
         "ON i.ms_path = m.path AND i.type = 'image' WHERE m.mid_mjd BETWEEN ? AND ? ORDER BY m.mid_mjd, i.id",
         (float(start_mjd), float(end_mjd))).fetchall()
     newest = {r[0]: r for r in rows}  # the last image of each MS wins
-    return [WindowInput(Path(ms).stem, r[1], ms, r[2], r[3]) for ms, r in newest.items()]
+    return [WindowInput(Path(ms).stem, r[1], ms, r[2], r[3], **_quality(r[4], r[5])) for ms, r in newest.items()]
 
 
 def fingerprint(inputs: list[WindowInput]) -> str:

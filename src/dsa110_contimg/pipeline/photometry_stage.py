@@ -12,20 +12,40 @@ calibrator's own solutions, solved on a calibrator-only model, suppress the othe
 that field (measured 6-40% low in the small preset, against < 2% in the target groups
 calibrated with the same tables), which would make every steady source there variable.
 
+An image whose quality gates failed (``images.quality_state = 'fail'``, :mod:`dsa110_contimg.qa.gates`) is not
+photometered: the stage returns a :class:`PhotometrySkipped` naming the failing gates, the daemon logs it and
+records it in the group's metrics (``photometry_skipped``), and none of the image's fluxes reach the light
+curves or their variability metrics (nor is it offered to later new sources' backfill, which only visits
+photometered images).
+
 A failure here fails (after the usual retries) the group at this stage, with a message
 starting ``photometry:``; the group's image, its QA and its products rows are kept.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ContimgError
 from .chain import StageJob, StageOutcome
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT = "photometered"
 """Queue checkpoint of the stage."""
+
+
+@dataclass(frozen=True)
+class PhotometrySkipped:
+    """Payload of a group whose image was not photometered."""
+
+    image_id: int
+    """The image."""
+    reason: str
+    """Why (e.g. ``'quality gates failed: rms_thermal 12.3 > 10 (fail)'``)."""
 
 
 class PhotometryStageError(ContimgError, RuntimeError):
@@ -94,7 +114,8 @@ class _Reader:
 
 
 def run_photometry(job: StageJob) -> StageOutcome:
-    """Photometry of the group's primary-beam-corrected image (worker side; reads, never writes)."""
+    """Photometry of the group's primary-beam-corrected image (worker side; reads, never writes); a
+    :class:`PhotometrySkipped` payload when the image failed its quality gates."""
     from ..db import products as pdb
     from ..ms import read_ms_info
     from ..photometry.measure import photometer_image
@@ -109,6 +130,11 @@ def run_photometry(job: StageJob) -> StageOutcome:
         if not images or not pbcor:
             raise PhotometryStageError(f"photometry of {job.ms_path.name}: no {'image' if not images else 'pbcor'} "
                                        f"image of it recorded in {db}")
+        if images[0].quality_state == "fail":
+            reasons = [r for r in (images[0].gates or {}).get("reasons", []) if r.endswith("(fail)")]
+            skipped = PhotometrySkipped(images[0].id, "quality gates failed: " + ("; ".join(reasons) or "fail"))
+            return StageOutcome(job.group_id, CHECKPOINT, job.ms_path, {"photometry": time.perf_counter() - t0},
+                                skipped)
         info = read_ms_info(job.ms_path)
         res = photometer_image(_Reader(conn), images[0], pbcor[0].path, info, job.group_id, job.cfg.catalog_path,
                                PhotometryOptions())
@@ -125,6 +151,11 @@ def record_photometry(conn, settings, outcome: StageOutcome) -> None:
     from ..db import sources as sdb
 
     res = outcome.payload
+    if isinstance(res, PhotometrySkipped):
+        log.warning("photometry of %s skipped: image %d %s", outcome.group_id, res.image_id, res.reason)
+        q.record_metrics(conn, outcome.group_id, {"photometry_time": outcome.timings.get("photometry"),
+                                                  "photometry_skipped": res.reason})
+        return
     pconn = pdb.connect(settings.products_db)
     try:
         t0 = time.perf_counter()

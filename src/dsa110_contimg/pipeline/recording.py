@@ -59,11 +59,11 @@ def record_apply(conn, settings, outcome: StageOutcome) -> None:
 
 
 def record_image(conn, settings, outcome: StageOutcome) -> None:
-    """The images, their QA and detections, the MS row (completed), image/QA times and the group's latency."""
+    """The images, their QA, quality gates and detections, the MS row (completed), image/QA times and the group's latency."""
     prod = outcome.payload
     pconn = _products(settings)
     try:
-        record_products(pconn, outcome.ms_path, prod.image, prod.qa)
+        record_products(pconn, outcome.ms_path, prod.image, prod.qa, getattr(prod, "quality", None))
         record_ms(pconn, outcome.ms_path, "imaged", "completed", cal_applied=True,
                   imagename=str(prod.image.images.prefix))
     finally:

@@ -114,7 +114,8 @@ class StreamDaemon:
             output_dir=Path(opts.output_dir), stage_dir=settings.stage_dir, antpos_csv=settings.antpos_csv,
             telescope_name=settings.telescope_name, cal_registry_db=settings.cal_registry_db,
             expected_subbands=settings.expected_subbands, quick_image=opts.quick_image,
-            catalog_path=_catalog(settings), products_db=Path(settings.products_db), flagger=opts.flagger)
+            catalog_path=_catalog(settings), products_db=Path(settings.products_db), flagger=opts.flagger,
+            selfcal=chain.selfcal_options(settings))
         self.timeout_s = float(opts.stage_timeout_s if opts.stage_timeout_s is not None
                                else getattr(settings, "stage_timeout_s", 1800.0))
         self.quarantine = quarantine_dir(opts.input_dir)

@@ -103,6 +103,9 @@ class ImageQAResult:
     """Fluxes compared with the catalog: 'raw' (apparent), 'pbcor_fits' or 'pb_callable'."""
     match_radius_arcsec: float | None = None
     """Crossmatch radius used (arcsec)."""
+    selfcal: dict | None = None
+    """Self-calibration of the group before this image (:meth:`~dsa110_contimg.selfcal.run.SelfcalResult.to_dict`:
+    its rounds, intervals, rms and dynamic range), None without."""
 
     def to_dict(self) -> dict:
         """JSON-ready dict: paths as strings, non-finite floats as None."""

@@ -1,0 +1,1 @@
+"""Self-calibration of target groups: :func:`.run.selfcal_ms` (options :class:`.run.SelfcalOptions`)."""
