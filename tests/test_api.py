@@ -369,3 +369,31 @@ def test_unreadable_database_is_a_503_naming_the_file(tmp_path, antpos_csv):
     r = c.get("/api/images")
     assert r.status_code == 503 and str(s.products_db) in r.json()["detail"]
     assert c.get("/api/groups").status_code == 200  # the other databases still answer
+
+
+def test_image_page_shows_quality_gates_and_selfcal_rounds(pipeline_run, tmp_path):
+    """The pipeline's images carry their gates; a self-calibration record in the QA is drawn round by round."""
+    import json
+
+    s = copy_state(pipeline_run, tmp_path / "state")
+    conn = sqlite3.connect(s.products_db)
+    image_id, qa_json, state = conn.execute(
+        "SELECT id, qa_json, quality_state FROM images WHERE quality_state IS NOT NULL ORDER BY id LIMIT 1").fetchone()
+    qa = json.loads(qa_json or "{}")
+    qa["selfcal"] = {"rounds": [
+        {"index": 0, "mode": "", "solint": None, "accepted": True, "rms_jy": 0.0042, "dynamic_range": 310.0,
+         "flux_ratio": None, "reason": ""},
+        {"index": 1, "mode": "p", "solint": "inf", "accepted": True, "rms_jy": 0.0021, "dynamic_range": 640.0,
+         "flux_ratio": 1.01, "reason": ""},
+        {"index": 2, "mode": "p", "solint": "60s", "accepted": False, "rms_jy": 0.0021, "dynamic_range": 641.0,
+         "flux_ratio": 1.0, "reason": "residual rms 2.1 mJy/beam not 2% below 2.1"}]}
+    conn.execute("UPDATE images SET qa_json = ? WHERE id = ?", (json.dumps(qa), image_id))
+    conn.commit()
+    conn.close()
+    page = TestClient(create_app(s)).get(f"/images/{image_id}").text
+    assert 'id="image-gates"' in page and f"quality-{state}" in page
+    for gate in ("rms_thermal", "dynamic_range", "beam_axis_ratio"):
+        assert f"<th>{gate}</th>" in page, gate
+    table = page[page.index('id="image-selfcal"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr") == 4 and "4.200" in table and "2.100" in table and "no: residual rms" in table

@@ -228,6 +228,7 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
     ValueError
         A bad solution interval.
     """
+    from ..calibration.gainsolve import phase_scatter_deg
     from ..imaging.defaults import default_cell_and_size, read_geometry
     from ..ms import read_ms_info
     from .msgains import apply_ms, solve_ms
@@ -268,8 +269,6 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
                       f"{1e3 * best_rms:.3g}")
         elif ratio is not None and ratio < 1.0 - opts.max_flux_loss:
             reason = f"reference sources' flux fell to {ratio:.3f} of round 0's"
-        from ..calibration.gainsolve import phase_scatter_deg
-
         rnd = SelfcalRound(i, solint, "p" if phase_only else "ap", not reason, rms, peak,
                            peak / rms if rms > 0 else math.inf, ratio, phase_scatter_deg(sol.gains, sol.ok),
                            sol.n_solved, sol.n_failed, reason=reason)
