@@ -38,7 +38,7 @@ from bench_common import CSV, work_dir
 
 
 def divide_true_gains(ms: Path, gain_model) -> None:
-    """CORRECTED_DATA = DATA / (g_1 g_2*) with the simulator's true gains (ideal calibration), marked calibrated."""
+    """CORRECTED_DATA = DATA / (g_1* g_2) with the simulator's true gains (ideal calibration), marked calibrated."""
     from casacore.tables import table
 
     from dsa110_contimg.ms import mark_corrected
@@ -61,7 +61,7 @@ def divide_true_gains(ms: Path, gain_model) -> None:
             for s in np.unique(spw):
                 m = spw == s
                 g = g_spw[s]
-                out[m] = data[m] / (g[a1[m], it[m]] * np.conj(g[a2[m], it[m]]))
+                out[m] = data[m] / (np.conj(g[a1[m], it[m]]) * g[a2[m], it[m]])  # MS rows: g_1* g_2 V
             t.putcol("CORRECTED_DATA", out, r0, n)
         mark_corrected(t, True, "ideal-calibration")
 
@@ -92,7 +92,8 @@ def image(ms: Path, out: Path):
 
 
 def compare_with_truth(srcs, truth, rms: float, bmaj_deg: float) -> dict:
-    """Compact isolated truth sources above 20 sigma (apparent) matched to detections within half a beam."""
+    """Compact isolated truth sources above 20 sigma (apparent) matched to detections within half a beam: their
+    fitted integrated flux over the true apparent flux, and their offset in beams."""
     from dsa110_contimg.qa.flux_scale import fit_flux_ratio
 
     rows = [s for s in truth.sources if s.get("major_arcsec", 0.0) == 0.0]
@@ -101,7 +102,7 @@ def compare_with_truth(srcs, truth, rms: float, bmaj_deg: float) -> dict:
     app = np.array([s["apparent_flux_jy"] for s in truth.sources])
     det_ra = np.array([d.ra_deg for d in srcs])
     det_dec = np.array([d.dec_deg for d in srcs])
-    det_pk = np.array([d.peak_jy for d in srcs])
+    det_pk = np.array([d.int_jy for d in srcs])  # integrated: bandwidth smearing keeps it
     ratios, offsets = [], []
     for s in rows:
         if s["apparent_flux_jy"] < 20 * rms or det_ra.size == 0:

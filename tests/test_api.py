@@ -387,11 +387,15 @@ def test_image_page_shows_quality_gates_and_selfcal_rounds(pipeline_run, tmp_pat
          "flux_ratio": 1.01, "reason": ""},
         {"index": 2, "mode": "p", "solint": "60s", "accepted": False, "rms_jy": 0.0021, "dynamic_range": 641.0,
          "flux_ratio": 1.0, "reason": "residual rms 2.1 mJy/beam not 2% below 2.1"}]}
+    qa["outliers"] = {"outliers": [{"ra_deg": 1.0, "dec_deg": 58.9, "flux_jy": 31.5, "alpha": -0.7, "sep_deg": 4.3,
+                                    "predicted_apparent_jy": 0.5, "fitted_apparent_jy": 0.489}],
+                      "power_removed": 0.163, "seconds": 1.0}
     conn.execute("UPDATE images SET qa_json = ? WHERE id = ?", (json.dumps(qa), image_id))
     conn.commit()
     conn.close()
     page = TestClient(create_app(s)).get(f"/images/{image_id}").text
     assert 'id="image-gates"' in page and f"quality-{state}" in page
+    assert "31.5 Jy at 4.3° (fitted 0.489 Jy apparent)" in page and "16.3%" in page
     for gate in ("rms_thermal", "dynamic_range", "beam_axis_ratio"):
         assert f"<th>{gate}</th>" in page, gate
     table = page[page.index('id="image-selfcal"'):]

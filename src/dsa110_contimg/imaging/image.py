@@ -161,6 +161,14 @@ def _run_backend(backend: str, ms: Path, column: str, prefix: Path, size: int, c
         datacolumn="corrected" if column == "CORRECTED_DATA" else "data"), export_fits=not opts.skip_fits)
 
 
+def image_grid(ms_path: str | Path, opts: ImageOptions, info: MSInfo | None = None) -> tuple[float, int]:
+    """Cell (arcsec) and size (pixels) :func:`image_ms` uses for ``opts`` on this MS."""
+    cell, size = default_cell_and_size(read_geometry(ms_path, info), max_size=opts.quick_max_size if opts.quick else None)
+    cell = opts.cell_arcsec or cell
+    size = opts.imsize or size
+    return cell, (min(size, opts.quick_max_size) if opts.quick else size)
+
+
 def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResult:
     """Image one MS.
 
@@ -185,13 +193,10 @@ def image_ms(ms_path: str | Path, opts: ImageOptions | None = None) -> ImageResu
     backend, warn = choose_backend(opts.backend)
     if warn:
         warnings.append(warn)
-    geom = read_geometry(ms_path, info)
-    cell, size = default_cell_and_size(geom, max_size=opts.quick_max_size if opts.quick else None)
-    cell = opts.cell_arcsec or cell
-    size = opts.imsize or size
+    cell, size = image_grid(ms_path, opts, info)
     niter = opts.niter if opts.niter is not None else (opts.quick_niter if opts.quick else 5000)
     if opts.quick:
-        size, niter = min(size, opts.quick_max_size), min(niter, opts.quick_niter)
+        niter = min(niter, opts.quick_niter)
     out_dir = Path(opts.out_dir) if opts.out_dir else ms_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / f"{ms_path.stem}.{backend}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Union
 
@@ -25,9 +25,10 @@ from ..calibration.transits import find_calibrators
 from ..conversion.convert import ConvertOptions, ConvertResult, convert_group
 from ..conversion.grouping import SubbandGroup, parse_subband_name
 from ..conversion.reader import read_meta
-from ..imaging.image import ImageOptions, ImageResult, image_ms
+from ..imaging.image import ImageOptions, ImageResult, image_grid, image_ms
 from ..qa.gates import QualityResult
 from ..qa.image_qa import ImageQAResult
+from ..selfcal.outliers import OutlierOptions, find_outliers, subtract_outliers
 from ..selfcal.run import SelfcalOptions, selfcal_ms
 from ..timeconv import SECONDS_PER_DAY, jd_to_mjd
 from .calsets import apply_calibration
@@ -60,6 +61,8 @@ class ChainConfig:
     """Master catalog for the QA crossmatch."""
     flagger: str = "aoflagger"
     """RFI flagger of the flag stage: 'aoflagger', 'casa' or 'none' (no flag stage)."""
+    outliers: OutlierOptions | None = field(default_factory=OutlierOptions)
+    """Subtract bright master-catalog sources outside the image from target groups before imaging (None: never)."""
     selfcal: object | None = None
     """:class:`~dsa110_contimg.selfcal.run.SelfcalOptions` to self-calibrate target groups before imaging
     (None: no self-calibration)."""
@@ -173,16 +176,25 @@ def run_image(job: StageJob) -> StageOutcome:
     """Image, run QA and the quality gates (the daemon records the products)."""
     t0 = time.perf_counter()
     timings = {}
-    sc = None
-    if job.cfg.selfcal is not None and job.calibrator is None:  # target groups only
-        sc = selfcal_ms(job.ms_path, job.cfg.selfcal, job.cfg.catalog_path)
-        timings["selfcal"] = time.perf_counter() - t0
+    sc = oc = None
     opts = ImageOptions(quick=job.cfg.quick_image)
+    target = job.calibrator is None
+    if target and job.cfg.outliers is not None and job.cfg.catalog_path is not None:
+        cell, size = image_grid(job.ms_path, opts)
+        found = find_outliers(job.ms_path, job.cfg.catalog_path, cell * size / 7200.0, job.cfg.outliers)
+        oc = subtract_outliers(job.ms_path, found, job.cfg.outliers) if found else None
+        timings["outliers"] = time.perf_counter() - t0
+    if target and job.cfg.selfcal is not None:
+        t_sc = time.perf_counter()
+        sc = selfcal_ms(job.ms_path, job.cfg.selfcal, job.cfg.catalog_path)
+        timings["selfcal"] = time.perf_counter() - t_sc
     t_img = time.perf_counter()
     img = image_ms(job.ms_path, opts)
     t1 = time.perf_counter()
     qa, quality = run_qa(job.ms_path, img, opts, job.cfg.catalog_path)
     if sc is not None:
         qa.selfcal = sc.to_dict()  # stored with the image's QA
+    if oc is not None:
+        qa.outliers = oc.to_dict()
     timings.update(image=t1 - t_img, qa=time.perf_counter() - t1)
     return StageOutcome(job.group_id, "imaged", job.ms_path, timings, ImageProducts(img, qa, quality))

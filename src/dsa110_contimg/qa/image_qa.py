@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -106,6 +107,8 @@ class ImageQAResult:
     selfcal: dict | None = None
     """Self-calibration of the group before this image (:meth:`~dsa110_contimg.selfcal.run.SelfcalResult.to_dict`:
     its rounds, intervals, rms and dynamic range), None without."""
+    outliers: dict | None = None
+    """Bright sources outside the image subtracted before imaging (:meth:`~dsa110_contimg.selfcal.outliers.OutlierResult.to_dict`)."""
 
     def to_dict(self) -> dict:
         """JSON-ready dict: paths as strings, non-finite floats as None."""
@@ -145,7 +148,11 @@ def read_image(fits_path: str | Path):
         data = np.asarray(hdu.data, dtype=float)
     while data.ndim > 2:
         data = data[0]
-    wcs = WCS(header, naxis=None).celestial
+    from astropy.wcs import FITSFixedWarning
+
+    with warnings.catch_warnings():  # raw WSClean images lack MJD-OBS: astropy's 'datfix' note is not a problem
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(header, naxis=None).celestial
     if wcs.naxis != 2:
         raise ValueError(f"{fits_path}: no celestial WCS")
     return data, wcs, header
