@@ -246,3 +246,26 @@ def test_selfcal_refuses_uncalibrated_data(group, tmp_path):
         mark_corrected(t, False)
     with pytest.raises(SelfcalError, match="no applied calibration"):
         selfcal_ms(ms)
+
+
+def test_selfcal_command(group, tmp_path, monkeypatch):
+    """``contimg selfcal MS --phase-solint inf --json F``: prints the rounds, writes them, leaves the MS improved."""
+    import json
+
+    from click.testing import CliRunner
+
+    from dsa110_contimg.cli.selfcal import selfcal_cmd
+
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
+    ms = tmp_path / "cli.ms"
+    shutil.copytree(group["ms"], ms)
+    out = tmp_path / "rounds.json"
+    r = CliRunner().invoke(selfcal_cmd, [str(ms), "--phase-solint", "inf", "--phase-solint", "int", "--imsize", "512",
+                                         "--niter", "1000", "--json", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "round 0" in r.output and "round 1 p    inf" in r.output and "self-calibrated cli.ms" in r.output
+    rounds = json.loads(out.read_text())["rounds"]
+    assert [x["solint"] for x in rounds] == [None, "inf", "int"][:len(rounds)] and rounds[1]["accepted"]
+    assert rounds[1]["rms_jy"] < 0.8 * rounds[0]["rms_jy"]
+    bad = CliRunner().invoke(selfcal_cmd, [str(ms), "--phase-solint", "soon"])
+    assert bad.exit_code != 0 and "solution interval" in bad.output

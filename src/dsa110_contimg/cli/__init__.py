@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "calibrators": "dsa110_contimg.cli.calibrate:calibrators_group",
     "calibrate": "dsa110_contimg.cli.calibrate:calibrate_cmd",
     "apply": "dsa110_contimg.cli.calibrate:apply_cmd",
+    "selfcal": "dsa110_contimg.cli.selfcal:selfcal_cmd",
     "image": "dsa110_contimg.cli.image:image_cmd",
     "image-worker": "dsa110_contimg.cli.image:image_worker_group",
     "stream": "dsa110_contimg.cli.stream:stream_cmd",
