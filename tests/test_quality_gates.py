@@ -46,10 +46,7 @@ def test_thermal_prediction_matches_noise_only_image(tmp_path, antpos_csv):
     from dsa110_contimg.qa.sources import robust_rms
     from dsa110_contimg.qa.thermal import ThermalOptions, predict_thermal_noise
     from dsa110_contimg.simulate.core import simulate
-    try:
-        from dsa110_contimg.simulate.core import SimulateOptions
-    except ImportError:  # the simulator's options moved to their own module
-        from dsa110_contimg.simulate.options import SimulateOptions
+    from dsa110_contimg.simulate.options import SimulateOptions
 
     simulate(SimulateOptions(output_dir=tmp_path / "in", preset="small", n_sources=0, gains=False,
                              antpos_csv=antpos_csv, seed=8))
