@@ -293,3 +293,20 @@ def test_masked_median_and_consensus_kernels():
     f = np.zeros((3, 2, 4, 2), bool)
     f[1, 0, 2, 1] = True
     assert K.extend_pols(f)[1, 0, 2].all() and K.extend_pols(f).sum() == 2
+
+
+def test_deferred_plot_is_drawn_by_its_first_reader(small, tmp_path):
+    """The streaming chain's flag stage saves the plot's data only; the PNG appears when first asked for, and a
+    reflag removes a stale PNG so that the new data are drawn."""
+    from dsa110_contimg.flagging.qa import plot_data_path, render_deferred
+
+    small.restore()
+    res = flag_ms(small.ms, FlagOptions(defer_plot=True, qa_dir=tmp_path))
+    assert not res.qa_png.exists() and plot_data_path(res.qa_png).is_file()
+    assert render_deferred(res.qa_png) == res.qa_png and res.qa_png.read_bytes()[:4] == b"\x89PNG"
+    first = res.qa_png.stat().st_mtime_ns
+    assert render_deferred(res.qa_png) == res.qa_png and res.qa_png.stat().st_mtime_ns == first  # drawn once
+    small.restore()
+    again = flag_ms(small.ms, FlagOptions(defer_plot=True, qa_dir=tmp_path))
+    assert again.qa_png == res.qa_png and not again.qa_png.exists()
+    assert render_deferred(tmp_path / "none.png") is None

@@ -25,9 +25,17 @@ def flag_summary(ctx: ApiContext, group_id: str) -> dict[str, Any] | None:
 
 
 def flag_plot(ctx: ApiContext, group_id: str) -> Path | None:
-    """Registered path of the group's flagging QA plot, or ``None``."""
+    """Registered path of the group's flagging QA plot (drawn now from its saved data if the stage deferred it), or
+    ``None``."""
     from ..db import flag_reports
 
     with ctx.products() as conn:
         rep = flag_reports.get_for_group(conn, group_id) if conn is not None else None
-    return Path(rep.plot_path) if rep is not None and rep.plot_path else None
+    if rep is None or not rep.plot_path:
+        return None
+    from ..flagging.qa import render_deferred
+
+    try:  # the streaming chain leaves the drawing to the first reader (off the group's critical path)
+        return render_deferred(rep.plot_path) or Path(rep.plot_path)
+    except OSError:  # a read-only output folder: serve what is there (404 when nothing)
+        return Path(rep.plot_path)

@@ -172,7 +172,7 @@ def flag_ms(ms_path: str | Path, opts: FlagOptions | None = None) -> FlagResult:
     res = _result(ms_path, opts, layout, tb, tcp, totals, before_ext, after_cells, bad, strategy_text, versions)
     if opts.plot:
         t0 = time.perf_counter()
-        from .qa import plot_flags
+        from .qa import plot_flags, save_plot_data
 
         out_dir = Path(opts.qa_dir) if opts.qa_dir else ms_path.parent
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,10 +181,15 @@ def flag_ms(ms_path: str | Path, opts: FlagOptions | None = None) -> FlagResult:
         w_counts = tcp - (np.add.reduce(flags[:, autos].view(np.uint8), axis=1, dtype=np.int64)
                           if cross.any() and autos.size else 0)
         waterfall = w_counts.sum(axis=-1) / (n_cross * npol)
-        res.qa_png = plot_flags(out_dir / f"{ms_path.stem}_flags.png", waterfall, layout.freqs_hz, layout.times_s,
-                                res.per_antenna,
-                                f"{ms_path.name}: {opts.flagger}, {100 * res.fraction_after:.1f}% flagged "
-                                f"(base {100 * res.fraction_base:.1f}%)")
+        title = (f"{ms_path.name}: {opts.flagger}, {100 * res.fraction_after:.1f}% flagged "
+                 f"(base {100 * res.fraction_base:.1f}%)")
+        png = out_dir / f"{ms_path.stem}_flags.png"
+        if opts.defer_plot:
+            png.unlink(missing_ok=True)  # a stale plot of an earlier run must not be served
+            save_plot_data(png, waterfall, layout.freqs_hz, layout.times_s, res.per_antenna, title)
+            res.qa_png = png
+        else:
+            res.qa_png = plot_flags(png, waterfall, layout.freqs_hz, layout.times_s, res.per_antenna, title)
         tm["qa"] = time.perf_counter() - t0
     tm["total"] = time.perf_counter() - t_all
     res.timings = tm

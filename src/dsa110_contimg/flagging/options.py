@@ -61,6 +61,9 @@ class FlagOptions:
     """flagdata extend ``growaround``."""
     plot: bool = True
     """Write the QA PNG (flagged-fraction waterfall and per-antenna bars)."""
+    defer_plot: bool = False
+    """Save the plot's data (``<ms stem>_flags.npz``, kB) and leave the PNG to the first reader (the API renders
+    it), keeping matplotlib off the group's critical path (the streaming chain does)."""
     qa_dir: Path | None = None
     """Folder for the QA PNG (default: beside the MS, ``<ms stem>_flags.png``)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,34 @@ def plot_flags(path: str | Path, waterfall: np.ndarray, freqs_hz: np.ndarray, ti
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def plot_data_path(png: str | Path) -> Path:
+    """Where :func:`save_plot_data` keeps the data of the plot ``png``."""
+    return Path(png).with_suffix(".npz")
+
+
+def save_plot_data(png: str | Path, waterfall: np.ndarray, freqs_hz: np.ndarray, times_s: np.ndarray,
+                   per_antenna: dict[str, float], title: str) -> Path:
+    """Save what :func:`plot_flags` needs to draw ``png`` later (:func:`render_deferred`); returns the npz path."""
+    out = plot_data_path(png)
+    np.savez(out, waterfall=np.asarray(waterfall, dtype=np.float32), freqs_hz=np.asarray(freqs_hz),
+             times_s=np.asarray(times_s), antennas=np.array(list(per_antenna), dtype=str),
+             fractions=np.array(list(per_antenna.values()), dtype=float), title=np.array(title))
+    return out
+
+
+def render_deferred(png: str | Path) -> Path | None:
+    """Draw ``png`` from its saved data if it does not exist yet; the PNG, or None when there is neither."""
+    png = Path(png)
+    if png.is_file():
+        return png
+    data = plot_data_path(png)
+    if not data.is_file():
+        return None
+    with np.load(data) as z:
+        per_antenna = dict(zip(z["antennas"].tolist(), z["fractions"].tolist()))
+        tmp = png.with_name(f".{png.stem}.{os.getpid()}.png")
+        plot_flags(tmp, z["waterfall"], z["freqs_hz"], z["times_s"], per_antenna, str(z["title"]))
+    os.replace(tmp, png)  # atomic: a concurrent reader sees the whole PNG or none
+    return png

@@ -30,7 +30,7 @@ def run_flag(job: StageJob) -> StageOutcome:
     from ..flagging import FlagOptions, flag_ms
 
     t0 = time.perf_counter()
-    res = flag_ms(job.ms_path, FlagOptions(flagger=job.cfg.flagger))
+    res = flag_ms(job.ms_path, FlagOptions(flagger=job.cfg.flagger, defer_plot=True))
     return StageOutcome(job.group_id, CHECKPOINT, job.ms_path, {"flag": time.perf_counter() - t0}, res)
 
 
