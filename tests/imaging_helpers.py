@@ -93,3 +93,44 @@ def assert_rigid_phase_offset(phase, good, uvw, times, freqs_hz, max_offset_arcs
         offset, *_ = np.linalg.lstsq(design, phase[rows, chans, pols], rcond=None)
         assert np.degrees(np.hypot(offset[0], offset[1])) * 3600 < max_offset_arcsec, offset
         assert np.abs(phase[rows, chans, pols] - design @ offset).max() < max_residual_rad
+
+
+def meridian_centre(start: str, dec_deg: float) -> float:
+    """J2000 RA (deg) on the fringe-stopping meridian at mid-group of a group starting at ``start``."""
+    import math
+    from datetime import datetime
+
+    import numpy as np
+
+    from dsa110_contimg import telescope as tel
+    from dsa110_contimg.geometry import meridian_j2000
+    from dsa110_contimg.timeconv import datetime_to_mjd
+
+    mid = datetime_to_mjd(datetime.fromisoformat(start)) + 150.0 / 86400
+    return float(np.degrees(meridian_j2000(math.radians(dec_deg), [mid], math.radians(tel.FRINGESTOP_LON_DEG))[0])[0])
+
+
+def calibrated_small_group(root: Path, antpos_csv: Path, sources, start: str, dec_deg: float, seed: int,
+                           sefd_jy: float):
+    """A small group of ``sources`` (unit gains, noise), converted, CORRECTED_DATA = DATA marked calibrated;
+    returns (MS path, the simulation result)."""
+    from casacore.tables import table
+
+    from dsa110_contimg.conversion.convert import ConvertOptions, convert_group
+    from dsa110_contimg.conversion.grouping import discover_groups
+    from dsa110_contimg.ms import mark_corrected
+    from dsa110_contimg.simulate.core import simulate
+    from dsa110_contimg.simulate.options import SimulateOptions
+    from dsa110_contimg.simulate.sky import write_sources_csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    write_sources_csv(sources, root / "sky.csv")
+    sim = simulate(SimulateOptions(output_dir=root / "in", preset="small", sources_csv=root / "sky.csv", gains=False,
+                                   sefd_jy=sefd_jy, antpos_csv=antpos_csv, seed=seed, start=start, dec_deg=dec_deg,
+                                   jitter_s=0))
+    ms = convert_group(discover_groups(root / "in")[0], ConvertOptions(output_dir=root / "ms", antpos_csv=antpos_csv,
+                                                                        stage_dir=root / "stage")).ms_path
+    with table(str(ms), readonly=False, ack=False) as t:
+        t.putcol("CORRECTED_DATA", t.getcol("DATA"))
+        mark_corrected(t, True, "test")
+    return ms, sim

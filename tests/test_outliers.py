@@ -4,7 +4,6 @@ fitted and subtracted; the image then matches the same group simulated without i
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 import numpy as np
 import pytest
@@ -38,39 +37,20 @@ def test_fit_recovers_injected_amplitudes():
 @pytest.fixture(scope="module")
 def groups(tmp_path_factory, antpos_csv):
     """The same small group with and without a 30 Jy source in the first sidelobe (CORRECTED_DATA = DATA)."""
-    from casacore.tables import table
-
-    from dsa110_contimg import telescope as tel
-    from dsa110_contimg.conversion.convert import ConvertOptions, convert_group
-    from dsa110_contimg.conversion.grouping import discover_groups
-    from dsa110_contimg.geometry import meridian_j2000
-    from dsa110_contimg.ms import mark_corrected
-    from dsa110_contimg.simulate.core import SimulateOptions, simulate
-    from dsa110_contimg.simulate.sky import SkySource, write_sources_csv
+    from dsa110_contimg.simulate.sky import SkySource
     from dsa110_contimg.simulate.truth import GroupTruth
-    from dsa110_contimg.timeconv import datetime_to_mjd
+    from imaging_helpers import calibrated_small_group, meridian_centre
 
     root = tmp_path_factory.mktemp("outliers")
     start, dec0 = "2025-10-02T10:00:00", 54.57
-    mid = datetime_to_mjd(datetime.fromisoformat(start)) + 150.0 / 86400
-    ra0, _ = np.degrees(meridian_j2000(math.radians(dec0), [mid], math.radians(tel.FRINGESTOP_LON_DEG))[0])
+    ra0 = meridian_centre(start, dec0)
     field = [SkySource(ra0 + 0.3 / math.cos(math.radians(dec0)), dec0 - 0.2, 1.0, -0.7, "a"),
              SkySource(ra0 - 0.4 / math.cos(math.radians(dec0)), dec0 + 0.3, 0.6, -0.7, "b")]
     bright = SkySource(ra0, dec0 + SIDELOBE_DEG, 30.0, -0.7, "bright")
     out = {}
     for label, srcs in (("with", field + [bright]), ("without", field)):
-        d = root / label
-        d.mkdir()
-        write_sources_csv(srcs, d / "sky.csv")
-        sim = simulate(SimulateOptions(output_dir=d / "in", preset="small", sources_csv=d / "sky.csv", gains=False,
-                                       sefd_jy=1500.0, antpos_csv=antpos_csv, seed=8, start=start, dec_deg=dec0,
-                                       jitter_s=0))
-        ms = convert_group(discover_groups(d / "in")[0], ConvertOptions(output_dir=d / "ms", antpos_csv=antpos_csv,
-                                                                         stage_dir=d / "stage")).ms_path
-        with table(str(ms), readonly=False, ack=False) as t:
-            t.putcol("CORRECTED_DATA", t.getcol("DATA"))
-            mark_corrected(t, True, "test")
-        out[label] = {"ms": ms, "truth": GroupTruth.from_json(sim.groups[0].truth_path), "dir": d}
+        ms, sim = calibrated_small_group(root / label, antpos_csv, srcs, start, dec0, seed=8, sefd_jy=1500.0)
+        out[label] = {"ms": ms, "truth": GroupTruth.from_json(sim.groups[0].truth_path)}
     return out
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import shutil
-from datetime import datetime
 
 import numpy as np
 import pytest
@@ -18,36 +17,18 @@ from dsa110_contimg.qa.gates import FAIL, PASS
 def field(tmp_path_factory, antpos_csv):
     """A small group of 8 compact sources (0.3-1.5 Jy), unit gains, CORRECTED_DATA = DATA marked calibrated, and a
     master catalog holding the injected sources."""
-    from casacore.tables import table
-
     from api_helpers import build_truth_catalog
-    from dsa110_contimg import telescope as tel
-    from dsa110_contimg.conversion.convert import ConvertOptions, convert_group
-    from dsa110_contimg.conversion.grouping import discover_groups
-    from dsa110_contimg.geometry import meridian_j2000
-    from dsa110_contimg.ms import mark_corrected
-    from dsa110_contimg.simulate.core import simulate
-    from dsa110_contimg.simulate.options import SimulateOptions
-    from dsa110_contimg.simulate.sky import SkySource, write_sources_csv
-    from dsa110_contimg.timeconv import datetime_to_mjd
+    from dsa110_contimg.simulate.sky import SkySource
+    from imaging_helpers import calibrated_small_group, meridian_centre
 
     root = tmp_path_factory.mktemp("gates")
     start, dec0 = "2025-10-02T10:00:00", 54.57
-    mid = datetime_to_mjd(datetime.fromisoformat(start)) + 150.0 / 86400
-    ra0, _ = np.degrees(meridian_j2000(math.radians(dec0), [mid], math.radians(tel.FRINGESTOP_LON_DEG))[0])
+    ra0 = meridian_centre(start, dec0)
     rng = np.random.default_rng(12)
     r, pa = rng.uniform(0.15, 0.7, 8), rng.uniform(0, 2 * np.pi, 8)
     srcs = [SkySource(ra0 + r[i] * math.sin(pa[i]) / math.cos(math.radians(dec0)), dec0 + r[i] * math.cos(pa[i]),
                       float(f), -0.7, f"s{i}") for i, f in enumerate(np.geomspace(0.3, 1.5, 8))]
-    write_sources_csv(srcs, root / "sky.csv")
-    sim = simulate(SimulateOptions(output_dir=root / "in", preset="small", sources_csv=root / "sky.csv", gains=False,
-                                   sefd_jy=3000.0, antpos_csv=antpos_csv, seed=4, start=start, dec_deg=dec0,
-                                   jitter_s=0))
-    ms = convert_group(discover_groups(root / "in")[0], ConvertOptions(output_dir=root / "ms", antpos_csv=antpos_csv,
-                                                                        stage_dir=root / "stage")).ms_path
-    with table(str(ms), readonly=False, ack=False) as t:
-        t.putcol("CORRECTED_DATA", t.getcol("DATA"))
-        mark_corrected(t, True, "test")
+    ms, sim = calibrated_small_group(root, antpos_csv, srcs, start, dec0, seed=4, sefd_jy=3000.0)
     catalog = build_truth_catalog(sim.groups, root / "master.sqlite3", root / "nvss.csv")
     return {"ms": ms, "catalog": catalog, "root": root}
 

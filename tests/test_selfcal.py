@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import shutil
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -80,15 +79,12 @@ def group(tmp_path_factory, antpos_csv):
     from dsa110_contimg.simulate.sky import SkySource, write_sources_csv
     from dsa110_contimg.simulate.truth import GroupTruth
 
-    from dsa110_contimg import telescope as tel
-    from dsa110_contimg.geometry import meridian_j2000
-    from dsa110_contimg.timeconv import datetime_to_mjd
+    from imaging_helpers import meridian_centre
 
     root = tmp_path_factory.mktemp("selfcal")
     start = "2025-10-02T10:00:00"
     dec0 = 54.57
-    mid = datetime_to_mjd(datetime.fromisoformat(start)) + 150.0 / 86400
-    ra0, _ = np.degrees(meridian_j2000(math.radians(dec0), [mid], math.radians(tel.FRINGESTOP_LON_DEG))[0])
+    ra0 = meridian_centre(start, dec0)
     rng = np.random.default_rng(5)
     srcs = [SkySource(ra0 + dx / math.cos(math.radians(dec0)), dec0 + dy, f, -0.7, f"s{i}")
             for i, (dx, dy, f) in enumerate(zip(rng.uniform(-0.5, 0.5, 5), rng.uniform(-0.5, 0.5, 5),
