@@ -137,6 +137,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="with --workdir: reuse the groups a --keep run simulated")
     args = ap.parse_args()
 
     work, env = work_dir("bench_selfcal_")
@@ -150,80 +151,112 @@ def main() -> None:
 
     configure()
     prepare_casa(work / "state")
-    from dsa110_contimg.calibration.apply import apply_tables
-    from dsa110_contimg.calibration.solve import CalibrateOptions, calibrate_ms
-    from dsa110_contimg.conversion.convert import ConvertOptions, convert_group
-    from dsa110_contimg.conversion.grouping import discover_groups
-    from dsa110_contimg.selfcal.run import SelfcalOptions, selfcal_ms
-    from dsa110_contimg.simulate.core import SimulateOptions, simulate
     from dsa110_contimg.simulate.truth import GroupTruth
 
     try:
-        t0 = time.perf_counter()
-        sim = simulate(SimulateOptions(
-            output_dir=work / "in", preset=args.preset, groups=2, calibrator=args.calibrator, sky="realistic",
-            sky_min_flux_jy=args.min_flux, pointing_error_arcmin=args.pointing_arcmin,
-            gain_variation=not args.no_gain_variation, ionosphere=not args.no_ionosphere, seed=args.seed,
-            antpos_csv=CSV, jitter_s=0.0))
-        truths = [GroupTruth.from_json(g.truth_path) for g in sim.groups]
-        print(f"bench_selfcal: {args.preset} preset, {os.cpu_count()} cores; simulated 2 groups "
-              f"({len(truths[0].sources)} and {len(truths[1].sources)} sources >= {1e3 * args.min_flux:g} mJy) "
-              f"in {time.perf_counter() - t0:.0f} s")
-        groups = discover_groups(work / "in")
-        cal = truths[0].sources[0]
-        ms_cal = convert_group(groups[0], ConvertOptions(output_dir=work / "ms", antpos_csv=CSV,
-                                                         phase_center_deg=(cal["ra_deg"], cal["dec_deg"]),
-                                                         field_name=cal["name"])).ms_path
-        ms_tgt = convert_group(groups[1], ConvertOptions(output_dir=work / "ms", antpos_csv=CSV)).ms_path
-        shutil.rmtree(work / "in")
-
-        t0 = time.perf_counter()
-        sol = calibrate_ms(ms_cal, CalibrateOptions(do_k=True, calibrator=cal["name"], plots=False))
-        tables = [(k, sol.tables[k]) for k in ("K", "B", "G") if k in sol.tables]
-        print(f"  calibration on {ms_cal.name}: {', '.join(k for k, _ in tables)} in {time.perf_counter() - t0:.0f} s")
-
-        # calibrator group: its own solutions against ideal calibration
-        ideal_cal = work / "cal_ideal.ms"
-        shutil.copytree(ms_cal, ideal_cal)
-        divide_true_gains(ideal_cal, truths[0].gain_model)
-        apply_tables(ms_cal, "bench", tables)
-        c_sol, c_ideal = image(ms_cal, work / "img_cal"), image(ideal_cal, work / "img_cal_ideal")
-        shutil.rmtree(ideal_cal)
-        print(f"  calibrator group: dynamic range {c_sol['dr']:.0f} (peak {c_sol['peak']:.2f} Jy, rms "
-              f"{1e3 * c_sol['rms']:.2f} mJy) vs ideal calibration {c_ideal['dr']:.0f} (rms {1e3 * c_ideal['rms']:.2f} "
-              f"mJy): ratio {c_sol['dr'] / c_ideal['dr']:.2f} (targets: > 1000 and >= 0.5)")
-
-        # target group: three copies
-        apply_tables(ms_tgt, "bench", tables)
-        no_sc, ideal = work / "tgt_nosc.ms", work / "tgt_ideal.ms"
-        shutil.copytree(ms_tgt, no_sc)
-        shutil.copytree(ms_tgt, ideal)
-        divide_true_gains(ideal, truths[1].gain_model)
-        t0 = time.perf_counter()
-        sc = selfcal_ms(ms_tgt, SelfcalOptions())
-        sc_wall = time.perf_counter() - t0
-        r_no, r_sc, r_id = (image(m, work / f"img_{n}") for m, n in ((no_sc, "nosc"), (ms_tgt, "sc"), (ideal, "ideal")))
-        print(f"  target group residual rms (mJy/beam): no self-cal {1e3 * r_no['rms']:.3f}, self-cal "
-              f"{1e3 * r_sc['rms']:.3f}, ideal calibration {1e3 * r_id['rms']:.3f}; thermal prediction "
-              f"{1e3 * r_id['thermal']:.3f} (ideal / thermal {r_id['rms'] / r_id['thermal']:.1f}: confusion and "
-              f"sidelobes of the whole sky)")
-        print(f"    self-cal / ideal {r_sc['rms'] / r_id['rms']:.2f} (target <= 1.2), no self-cal / ideal "
-              f"{r_no['rms'] / r_id['rms']:.2f}; dynamic range {r_no['dr']:.0f} -> {r_sc['dr']:.0f} (ideal {r_id['dr']:.0f})")
-        print(f"    self-calibration: {sc.n_accepted} of {len(sc.rounds) - 1} rounds kept in {sc_wall:.1f} s "
-              f"(target <= 60 s): " + "; ".join(
-                  f"{r.mode or 'r0'} {r.solint or ''} rms {1e3 * r.rms_jy:.3f} DR {r.dynamic_range:.0f}"
-                  f"{'' if r.accepted else ' rejected'}" for r in sc.rounds))
-        for label, r in (("no self-cal", r_no), ("self-cal", r_sc), ("ideal", r_id)):
-            c = compare_with_truth(r["sources"], truths[1], r["rms"], r["bmaj_deg"])
-            mr = f"{c['median_ratio']:.3f} +- {c['ratio_err']:.3f}" if c["median_ratio"] is not None else "-"
-            print(f"    {label:12s}: {c['n']} compact sources > 20 sigma: {100 * c['within_5pc']:.0f}% within 5% of "
-                  f"the true flux, {100 * c['within_fifth_beam']:.0f}% within 1/5 beam (median offset "
-                  f"{c['median_offset_beams']:.3f} beam); median flux ratio {mr} (target within 0.03 of 1)")
+        pristine = work / "pristine"
+        if args.reuse and (pristine / "done").is_file():
+            truths = [GroupTruth.from_json(p) for p in sorted(pristine.glob("*.json"))]
+            ms_cal, ms_tgt = work / "ms" / "cal.ms", work / "ms" / "tgt.ms"
+            for src, dst in ((pristine / "cal.ms", ms_cal), (pristine / "tgt.ms", ms_tgt)):
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(src, dst)
+            cal = truths[0].sources[0]
+            print(f"bench_selfcal: reusing the groups simulated in {pristine}")
+        else:
+            truths, ms_cal, ms_tgt, cal = simulate_groups(args, work, pristine)
+        stages(args, work, truths, ms_cal, ms_tgt, cal)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"  kept {work}")
+
+
+def simulate_groups(args, work: Path, pristine: Path):
+    """Simulate and convert the calibrator and target groups; keep pristine copies (and the truth) for --reuse."""
+    from dsa110_contimg.conversion.convert import ConvertOptions, convert_group
+    from dsa110_contimg.conversion.grouping import discover_groups
+    from dsa110_contimg.simulate.core import SimulateOptions, simulate
+    from dsa110_contimg.simulate.truth import GroupTruth
+
+    t0 = time.perf_counter()
+    sim = simulate(SimulateOptions(
+        output_dir=work / "in", preset=args.preset, groups=2, calibrator=args.calibrator, sky="realistic",
+        sky_min_flux_jy=args.min_flux, pointing_error_arcmin=args.pointing_arcmin,
+        gain_variation=not args.no_gain_variation, ionosphere=not args.no_ionosphere, seed=args.seed,
+        antpos_csv=CSV, jitter_s=0.0))
+    truths = [GroupTruth.from_json(g.truth_path) for g in sim.groups]
+    print(f"bench_selfcal: {args.preset} preset, {os.cpu_count()} cores; simulated 2 groups "
+          f"({len(truths[0].sources)} and {len(truths[1].sources)} sources >= {1e3 * args.min_flux:g} mJy) "
+          f"in {time.perf_counter() - t0:.0f} s")
+    groups = discover_groups(work / "in")
+    cal = truths[0].sources[0]
+    ms_cal = convert_group(groups[0], ConvertOptions(output_dir=work / "ms", antpos_csv=CSV,
+                                                     phase_center_deg=(cal["ra_deg"], cal["dec_deg"]),
+                                                     field_name=cal["name"])).ms_path
+    ms_tgt = convert_group(groups[1], ConvertOptions(output_dir=work / "ms", antpos_csv=CSV)).ms_path
+    shutil.rmtree(pristine, ignore_errors=True)
+    pristine.mkdir(parents=True)
+    for i, g in enumerate(sim.groups):
+        shutil.copy(g.truth_path, pristine / f"truth{i}.json")
+    shutil.rmtree(work / "in")
+    ms_cal = ms_cal.rename(ms_cal.with_name("cal.ms"))
+    ms_tgt = ms_tgt.rename(ms_tgt.with_name("tgt.ms"))
+    for m in (ms_cal, ms_tgt):
+        shutil.copytree(m, pristine / m.name)
+    (pristine / "done").touch()
+    return truths, ms_cal, ms_tgt, cal
+
+
+def stages(args, work: Path, truths, ms_cal: Path, ms_tgt: Path, cal: dict) -> None:
+    """Calibrate from the calibrator group, image it against ideal calibration; the target's three images."""
+    from dsa110_contimg.calibration.apply import apply_tables
+    from dsa110_contimg.calibration.solve import CalibrateOptions, calibrate_ms
+    from dsa110_contimg.selfcal.run import SelfcalOptions, selfcal_ms
+
+    t0 = time.perf_counter()
+    sol = calibrate_ms(ms_cal, CalibrateOptions(do_k=True, calibrator=cal["name"], plots=False))
+    tables = [(k, sol.tables[k]) for k in ("K", "B", "G") if k in sol.tables]
+    print(f"  calibration on {ms_cal.name}: {', '.join(k for k, _ in tables)} in {time.perf_counter() - t0:.0f} s")
+
+    # calibrator group: its own solutions against ideal calibration
+    ideal_cal = work / "cal_ideal.ms"
+    shutil.copytree(ms_cal, ideal_cal)
+    divide_true_gains(ideal_cal, truths[0].gain_model)
+    apply_tables(ms_cal, "bench", tables)
+    c_sol, c_ideal = image(ms_cal, work / "img_cal"), image(ideal_cal, work / "img_cal_ideal")
+    shutil.rmtree(ideal_cal)
+    print(f"  calibrator group: dynamic range {c_sol['dr']:.0f} (peak {c_sol['peak']:.2f} Jy, rms "
+          f"{1e3 * c_sol['rms']:.2f} mJy) vs ideal calibration {c_ideal['dr']:.0f} (rms {1e3 * c_ideal['rms']:.2f} "
+          f"mJy): ratio {c_sol['dr'] / c_ideal['dr']:.2f} (targets: > 1000 and >= 0.5)")
+
+    # target group: three copies
+    apply_tables(ms_tgt, "bench", tables)
+    no_sc, ideal = work / "tgt_nosc.ms", work / "tgt_ideal.ms"
+    shutil.copytree(ms_tgt, no_sc)
+    shutil.copytree(ms_tgt, ideal)
+    divide_true_gains(ideal, truths[1].gain_model)
+    t0 = time.perf_counter()
+    sc = selfcal_ms(ms_tgt, SelfcalOptions())
+    sc_wall = time.perf_counter() - t0
+    r_no, r_sc, r_id = (image(m, work / f"img_{n}") for m, n in ((no_sc, "nosc"), (ms_tgt, "sc"), (ideal, "ideal")))
+    print(f"  target group residual rms (mJy/beam): no self-cal {1e3 * r_no['rms']:.3f}, self-cal "
+          f"{1e3 * r_sc['rms']:.3f}, ideal calibration {1e3 * r_id['rms']:.3f}; thermal prediction "
+          f"{1e3 * r_id['thermal']:.3f} (ideal / thermal {r_id['rms'] / r_id['thermal']:.1f}: confusion and "
+          f"sidelobes of the whole sky)")
+    print(f"    self-cal / ideal {r_sc['rms'] / r_id['rms']:.2f} (target <= 1.2), no self-cal / ideal "
+          f"{r_no['rms'] / r_id['rms']:.2f}; dynamic range {r_no['dr']:.0f} -> {r_sc['dr']:.0f} (ideal {r_id['dr']:.0f})")
+    print(f"    self-calibration: {sc.n_accepted} of {len(sc.rounds) - 1} rounds kept in {sc_wall:.1f} s "
+          f"(target <= 60 s; " + ", ".join(f"{k} {v:.1f} s" for k, v in sc.timings.items()) + "): " + "; ".join(
+              f"{r.mode or 'r0'} {r.solint or ''} rms {1e3 * r.rms_jy:.3f} DR {r.dynamic_range:.0f}"
+              f"{'' if r.accepted else ' rejected'}" for r in sc.rounds))
+    for label, r in (("no self-cal", r_no), ("self-cal", r_sc), ("ideal", r_id)):
+        c = compare_with_truth(r["sources"], truths[1], r["rms"], r["bmaj_deg"])
+        mr = f"{c['median_ratio']:.3f} +- {c['ratio_err']:.3f}" if c["median_ratio"] is not None else "-"
+        print(f"    {label:12s}: {c['n']} compact sources > 20 sigma: {100 * c['within_5pc']:.0f}% within 5% of "
+              f"the true flux, {100 * c['within_fifth_beam']:.0f}% within 1/5 beam (median offset "
+              f"{c['median_offset_beams']:.3f} beam); median flux ratio {mr} (target within 0.03 of 1)")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class SelfcalOptions:
     """WSClean -auto-threshold inside the mask."""
     keep_images: bool = False
     """Keep each round's images (else only the last accepted round's)."""
+    channels: int | None = 96
+    """Rounds image and solve the data averaged to about this many channels (the gains are one per interval over
+    the whole band, so the accepted ones are then applied to the full-resolution MS); None: full resolution."""
 
 
 @dataclass
@@ -231,7 +234,7 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
     from ..calibration.gainsolve import phase_scatter_deg
     from ..imaging.defaults import default_cell_and_size, read_geometry
     from ..ms import read_ms_info
-    from .msgains import apply_ms, solve_ms
+    from .msgains import apply_ms, apply_ms_many, solve_ms
 
     opts = opts or SelfcalOptions()
     ms = Path(ms_path)
@@ -248,6 +251,9 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
     work = Path(work_dir) if work_dir else ms.parent / f".{ms.stem}.selfcal"
     work.mkdir(parents=True, exist_ok=True)
     res = SelfcalResult(ms_path=ms)
+    full = ms
+    ms = _averaged(full, info, opts, work) or full  # the rounds' MS
+    accepted: list = []
     images = _image(ms, work / "round0", opts, cell, size)
     rms, peak, data, wcs = _measure(images)
     ref_ra, ref_dec, res.reference_origin = _references(ms, data, wcs, rms, opts, catalog_path)
@@ -275,6 +281,7 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
         if reason:
             apply_ms(ms, sol, inverse=True)  # undo exactly: CORRECTED_DATA as after the last accepted round
         else:
+            accepted.append(sol)
             if not opts.keep_images:
                 _remove(best)
             best, best_rms = images, rms
@@ -286,10 +293,34 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
             if not opts.keep_images:
                 _remove(images)
             break
-    res.timings["rounds"] = time.perf_counter() - t_all - res.timings["image0"]
+    if ms != full:
+        t0 = time.perf_counter()
+        if accepted:
+            apply_ms_many(full, accepted)
+        shutil.rmtree(ms, ignore_errors=True)
+        res.timings["apply_full"] = time.perf_counter() - t0
+        ms = full
+    res.timings["rounds"] = time.perf_counter() - t_all - res.timings["image0"] - res.timings.get("apply_full", 0.0)
     res.timings["total"] = time.perf_counter() - t_all
     log.info("%s", res.summary())
     return res
+
+
+def _averaged(ms: Path, info, opts: SelfcalOptions, work: Path) -> Path | None:
+    """CORRECTED_DATA averaged to about ``opts.channels`` channels in ``work`` (None: not worth it, or not possible)."""
+    from ..conversion.average import AveragingNotSupported, average_ms
+
+    if not opts.channels or info.n_channels // opts.channels < 2:
+        return None
+    dst = work / f"{ms.stem}.avg.ms"
+    shutil.rmtree(dst, ignore_errors=True)
+    try:
+        return average_ms(ms, dst, 1, info.n_channels // opts.channels, columns=("CORRECTED_DATA",),
+                          rename={"CORRECTED_DATA": "DATA"})
+    except AveragingNotSupported as exc:
+        log.warning("%s; self-calibrating at full resolution", exc)
+        shutil.rmtree(dst, ignore_errors=True)
+        return None
 
 
 def _flux_ratio(before: np.ndarray, after: np.ndarray) -> float | None:
