@@ -289,3 +289,32 @@ def test_averaged_rounds_match_full_resolution(group, tmp_path):
     assert r_avg.timings.get("apply_full", 0) > 0 and "apply_full" not in r_full.timings
     dphi = np.degrees(np.abs(np.angle(c_avg[cross] / c_full[cross])))
     assert np.nanmedian(dphi) < 3.0, np.nanmedian(dphi)
+
+
+def test_image_stage_self_calibrates_target_groups_only(group, tmp_path, antpos_csv):
+    """PIPELINE_SELFCAL=1 gives the chain self-calibration options; the image stage then self-calibrates a target
+    group before imaging (its rounds in the image's QA, its time in the stage's timings), not a calibrator group."""
+    from dsa110_contimg.config import ConfigError, load_settings
+    from dsa110_contimg.pipeline.chain import ChainConfig, StageJob, run_image, selfcal_options
+    from dsa110_contimg.selfcal.run import SelfcalOptions
+    from imaging_helpers import pipeline_env
+
+    env = pipeline_env(tmp_path / "site", antpos_csv)
+    assert selfcal_options(load_settings(env, create_dirs=False)) is None  # off by default
+    assert isinstance(selfcal_options(load_settings({**env, "PIPELINE_SELFCAL": "1"}, create_dirs=False)),
+                      SelfcalOptions)
+    with pytest.raises(ConfigError, match="PIPELINE_SELFCAL"):
+        load_settings({**env, "PIPELINE_SELFCAL": "maybe"}, create_dirs=False)
+    cfg = ChainConfig(output_dir=tmp_path, stage_dir=tmp_path, antpos_csv=None, telescope_name="OVRO_DSA",
+                      cal_registry_db=tmp_path / "cal.sqlite3",
+                      selfcal=SelfcalOptions(phase_solints=("inf",), imsize=512, niter=1000))
+    ms = tmp_path / "target.ms"
+    shutil.copytree(group["ms"], ms)
+    out = run_image(StageJob("2025-10-02T10:00:00", {}, ms, cfg))
+    sc = out.payload.qa.selfcal
+    assert sc is not None and len(sc["rounds"]) == 2 and sc["rounds"][1]["solint"] == "inf"
+    assert out.timings["selfcal"] > 0 and out.timings["image"] > 0
+    cal = tmp_path / "calgroup.ms"
+    shutil.copytree(group["ms"], cal)
+    out_cal = run_image(StageJob("2025-10-02T10:00:00", {}, cal, cfg, calibrator="3C147"))
+    assert out_cal.payload.qa.selfcal is None and "selfcal" not in out_cal.timings
