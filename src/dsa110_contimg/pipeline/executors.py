@@ -57,8 +57,10 @@ def make_executor(kind: str, workers: int = 1, scheduler: str | None = None):
     except Exception as exc:  # noqa: BLE001 - without settings the output stays on the terminal
         log.debug("worker output stays on the terminal: %s", exc)
         output_dir = None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logs.dask_level())
+    # The scheduler always runs an HTTP server (health routes); with no address it takes :8787 and warns
+    # when a second cluster (another daemon, parallel tests) holds it.  A free local port never clashes.
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address="127.0.0.1:0", silence_logs=logs.dask_level())
     client = Client(cluster)
     client.register_plugin(WorkerLogging(logs.verbosity(), output_dir))
     return client, cluster
