@@ -267,19 +267,35 @@ def test_selfcal_command(group, tmp_path, monkeypatch):
     assert bad.exit_code != 0 and "solution interval" in bad.output
 
 
-def test_averaged_rounds_match_full_resolution(group, tmp_path):
-    """Rounds on the data averaged 4x in frequency (how a full-size group is self-calibrated) correct the
-    full-resolution MS as rounds on the full resolution do: residual rms within 10%, gains within 3 deg."""
+def test_solution_slots_follow_the_averaged_rows():
+    from dsa110_contimg.selfcal.msgains import GainSolution, solution_slots
+
+    full = np.repeat(1e9 + np.arange(24) * 12.884902, 5)
+    avg = np.unique(full).reshape(12, 2).mean(axis=1)
+    for solint in ("60s", "int", "inf"):
+        slot_avg, n = gs.slot_index(avg, gs.parse_solint(solint))
+        sol = GainSolution(solint, True, np.ones((n, 2, 3), complex), np.ones((n, 2, 3), bool), avg, 0)
+        got = solution_slots(full, sol)
+        assert np.array_equal(got, np.repeat(np.repeat(slot_avg, 2), 5))  # each integration: its averaged row's
+        same = GainSolution(solint, True, sol.gains, sol.ok, np.unique(full), 0)
+        assert np.array_equal(solution_slots(full, same), gs.slot_index(full, gs.parse_solint(solint))[0])
+
+
+@pytest.mark.parametrize("time_bin", [1, 2])
+def test_averaged_rounds_match_full_resolution(group, tmp_path, time_bin):
+    """Rounds on the data averaged 4x in frequency, and also 2x in time (how a full-size group is
+    self-calibrated), correct the full-resolution MS as rounds on the full resolution do: residual rms within
+    10%, gains within 3 deg."""
     from casacore.tables import table
 
     from dsa110_contimg.selfcal.run import SelfcalOptions, selfcal_ms
 
     out = {}
-    for label, channels in (("full", None), ("avg", 24)):
+    for label, channels, tbin in (("full", None, 1), ("avg", 24, time_bin)):
         ms = tmp_path / f"{label}.ms"
         shutil.copytree(group["ms"], ms)
-        res = selfcal_ms(ms, SelfcalOptions(phase_solints=("inf", "int"), imsize=512, niter=1000, channels=channels),
-                         work_dir=tmp_path / f"work_{label}")
+        res = selfcal_ms(ms, SelfcalOptions(phase_solints=("inf", "int"), imsize=512, niter=1000, channels=channels,
+                                            time_bin=tbin), work_dir=tmp_path / f"work_{label}")
         assert res.n_accepted >= 1 and not (tmp_path / f"work_{label}" / f"{ms.stem}.avg.ms").exists()
         with table(str(ms), ack=False) as t:
             assert t.getcell("CORRECTED_DATA", 0).shape[0] == t.getcell("DATA", 0).shape[0]  # still full resolution

@@ -86,16 +86,31 @@ def solve_ms(ms_path: str | Path, solint: str, phase_only: bool, data_column: st
     return GainSolution(solint, phase_only, gains, ok, np.unique(times), refant)
 
 
+def solution_slots(times_s: np.ndarray, sol: GainSolution) -> np.ndarray:
+    """Solution interval of each row time: that of the nearest time the solution was made from.
+
+    On the MS the gains were solved on this is :func:`~dsa110_contimg.calibration.gainsolve.slot_index`
+    itself; on the full-resolution MS behind a time-averaged copy, each integration takes the interval of the
+    averaged row it went into.
+    """
+    slot_sol, _ = gs.slot_index(sol.times_s, gs.parse_solint(sol.solint))
+    uniq, inverse = np.unique(np.asarray(times_s, dtype=float), return_inverse=True)
+    ref = np.asarray(sol.times_s, dtype=float)
+    j = np.clip(np.searchsorted(ref, uniq), 1, max(ref.size - 1, 1))
+    if ref.size > 1:
+        j = np.where(np.abs(uniq - ref[j - 1]) <= np.abs(ref[j] - uniq), j - 1, j)
+    else:
+        j = np.zeros(uniq.size, dtype=int)
+    return slot_sol[j][inverse].astype(int)
+
+
 def apply_ms(ms_path: str | Path, sol: GainSolution, inverse: bool = False) -> None:
     """Divide the gains out of CORRECTED_DATA in place (``inverse``: multiply them back, undoing a rejected
     round exactly)."""
     from casacore.tables import table
 
     with table(str(ms_path), readonly=False, ack=False) as t:
-        times = t.getcol("TIME")
-        slot, n_slot = gs.slot_index(times, gs.parse_solint(sol.solint))
-        if n_slot != sol.gains.shape[0]:
-            raise ValueError(f"{ms_path}: {n_slot} solution intervals, the solution has {sol.gains.shape[0]}")
+        slot = solution_slots(t.getcol("TIME"), sol)
         fn = gs.unapply_gains if inverse else gs.apply_gains
         for start, n in _chunks(t.nrows()):
             vis = t.getcol("CORRECTED_DATA", start, n)
@@ -110,12 +125,7 @@ def apply_ms_many(ms_path: str | Path, sols: list[GainSolution]) -> None:
 
     with table(str(ms_path), readonly=False, ack=False) as t:
         times = t.getcol("TIME")
-        slots = []
-        for sol in sols:
-            slot, n_slot = gs.slot_index(times, gs.parse_solint(sol.solint))
-            if n_slot != sol.gains.shape[0]:
-                raise ValueError(f"{ms_path}: {n_slot} solution intervals, the solution has {sol.gains.shape[0]}")
-            slots.append(slot)
+        slots = [solution_slots(times, sol) for sol in sols]
         for start, n in _chunks(t.nrows()):
             vis = t.getcol("CORRECTED_DATA", start, n)
             a1, a2 = t.getcol("ANTENNA1", start, n), t.getcol("ANTENNA2", start, n)

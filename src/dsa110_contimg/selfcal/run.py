@@ -42,7 +42,7 @@ class SelfcalError(ContimgError, RuntimeError):
 class SelfcalOptions:
     """Options of :func:`selfcal_ms` (mirrors ``contimg selfcal``)."""
 
-    phase_solints: tuple[str, ...] = ("inf", "60s", "int", "int")
+    phase_solints: tuple[str, ...] = ("60s",)
     """Phase-only rounds, one per interval ('inf': the whole group, 'int': each integration, '60s', ...)."""
     amp_solint: str | None = None
     """Interval of a final amplitude-and-phase round (None: none)."""
@@ -59,7 +59,10 @@ class SelfcalOptions:
     min_baselines: int = 4
     """An antenna's gain needs at least this many baselines with data in the interval."""
     imsize: int | None = None
-    """Image size of the rounds (pixels; default: as the imaging stage)."""
+    """Image size of the rounds (pixels; default: ``field_deg`` at the imaging stage's pixel size)."""
+    field_deg: float = 3.4
+    """Field of the rounds' images when ``imsize`` is not given (deg; 3.4: the main lobe out to about a quarter of
+    the beam at 1.4 GHz; the imaging stage's 6.4 deg field cost 45 s a round at full size, for 1% in the rms)."""
     cell_arcsec: float | None = None
     """Pixel size of the rounds (arcsec; default: as the imaging stage)."""
     niter: int = 5000
@@ -75,6 +78,8 @@ class SelfcalOptions:
     channels: int | None = 96
     """Rounds image and solve the data averaged to about this many channels (the gains are one per interval over
     the whole band, so the accepted ones are then applied to the full-resolution MS); None: full resolution."""
+    time_bin: int = 2
+    """... and averaged over this many integrations (each integration then takes its averaged row's interval)."""
 
 
 @dataclass
@@ -247,7 +252,8 @@ def selfcal_ms(ms_path: str | Path, opts: SelfcalOptions | None = None, catalog_
     plan = _plan(opts)
     t_all = time.perf_counter()
     cell, size = default_cell_and_size(read_geometry(ms, info))
-    cell, size = opts.cell_arcsec or cell, opts.imsize or size
+    cell = opts.cell_arcsec or cell
+    size = opts.imsize or min(size, 2 * math.ceil(opts.field_deg * 3600.0 / cell / 2))
     work = Path(work_dir) if work_dir else ms.parent / f".{ms.stem}.selfcal"
     work.mkdir(parents=True, exist_ok=True)
     res = SelfcalResult(ms_path=ms)
@@ -310,12 +316,14 @@ def _averaged(ms: Path, info, opts: SelfcalOptions, work: Path) -> Path | None:
     """CORRECTED_DATA averaged to about ``opts.channels`` channels in ``work`` (None: not worth it, or not possible)."""
     from ..conversion.average import AveragingNotSupported, average_ms
 
-    if not opts.channels or info.n_channels // opts.channels < 2:
+    cbin = info.n_channels // opts.channels if opts.channels else 1
+    tbin = max(1, min(opts.time_bin, info.n_times))
+    if cbin < 2 and tbin < 2:
         return None
     dst = work / f"{ms.stem}.avg.ms"
     shutil.rmtree(dst, ignore_errors=True)
     try:
-        return average_ms(ms, dst, 1, info.n_channels // opts.channels, columns=("CORRECTED_DATA",),
+        return average_ms(ms, dst, tbin, max(cbin, 1), columns=("CORRECTED_DATA",),
                           rename={"CORRECTED_DATA": "DATA"})
     except AveragingNotSupported as exc:
         log.warning("%s; self-calibrating at full resolution", exc)
