@@ -308,7 +308,7 @@ def test_averaged_rounds_match_full_resolution(group, tmp_path, time_bin):
 
 
 def test_image_stage_self_calibrates_target_groups_only(group, tmp_path, antpos_csv):
-    """PIPELINE_SELFCAL=1 gives the chain self-calibration options; the image stage then self-calibrates a target
+    """The chain has self-calibration options by default (PIPELINE_SELFCAL=0 removes them); the image stage then self-calibrates a target
     group before imaging (its rounds in the image's QA, its time in the stage's timings), not a calibrator group."""
     from dsa110_contimg.config import ConfigError, load_settings
     from dsa110_contimg.pipeline.chain import ChainConfig, StageJob, run_image, selfcal_options
@@ -316,9 +316,8 @@ def test_image_stage_self_calibrates_target_groups_only(group, tmp_path, antpos_
     from imaging_helpers import pipeline_env
 
     env = pipeline_env(tmp_path / "site", antpos_csv)
-    assert selfcal_options(load_settings(env, create_dirs=False)) is None  # off by default
-    assert isinstance(selfcal_options(load_settings({**env, "PIPELINE_SELFCAL": "1"}, create_dirs=False)),
-                      SelfcalOptions)
+    assert isinstance(selfcal_options(load_settings(env, create_dirs=False)), SelfcalOptions)  # on by default
+    assert selfcal_options(load_settings({**env, "PIPELINE_SELFCAL": "0"}, create_dirs=False)) is None
     with pytest.raises(ConfigError, match="PIPELINE_SELFCAL"):
         load_settings({**env, "PIPELINE_SELFCAL": "maybe"}, create_dirs=False)
     cfg = ChainConfig(output_dir=tmp_path, stage_dir=tmp_path, antpos_csv=None, telescope_name="OVRO_DSA",
