@@ -103,8 +103,7 @@ def compare_with_truth(srcs, truth, rms: float, bmaj_deg: float) -> dict:
     det_ra = np.array([d.ra_deg for d in srcs])
     det_dec = np.array([d.dec_deg for d in srcs])
     det_pk = np.array([d.int_jy for d in srcs])  # integrated: bandwidth smearing keeps it
-    det_err = np.array([d.int_err_jy for d in srcs])
-    ratios, offsets, rel_err = [], [], []
+    ratios, offsets, snrs = [], [], []
     for s in rows:
         if s["apparent_flux_jy"] < 20 * rms or det_ra.size == 0:
             continue
@@ -119,19 +118,18 @@ def compare_with_truth(srcs, truth, rms: float, bmaj_deg: float) -> dict:
             continue
         ratios.append(det_pk[k] / s["apparent_flux_jy"])
         offsets.append(sep[k] / bmaj_deg)
-        rel_err.append(det_err[k] / s["apparent_flux_jy"])
-    ratios, offsets, rel_err = np.array(ratios), np.array(offsets), np.array(rel_err)
-    from scipy.special import erf
-
-    # at 20 sigma the fit's own error is 5%: the fraction within 5% that the errors alone allow, and the pulls
-    expected = float(np.mean(erf(0.05 / (np.sqrt(2) * rel_err)))) if ratios.size else 0.0
-    pulls = (ratios - 1) / rel_err if ratios.size else np.zeros(0)
+        snrs.append(s["apparent_flux_jy"] / rms)
+    ratios, offsets = np.array(ratios), np.array(offsets)
+    # near 20 sigma a fitted integrated flux is uncertain by several percent (noise and the sidelobes of the
+    # unmodelled sky): the fraction within 5% is also given above 50 sigma, where calibration would show
+    snr = np.array(snrs)
+    bright = snr >= 50
+    within_bright = float(np.mean(np.abs(ratios[bright] - 1) < 0.05)) if bright.any() else float("nan")
     scale, scale_err, n = fit_flux_ratio(ratios, np.ones_like(ratios)) if ratios.size else (None, None, 0)
     return {"n": int(ratios.size), "within_5pc": float(np.mean(np.abs(ratios - 1) < 0.05)) if ratios.size else 0.0,
             "within_fifth_beam": float(np.mean(offsets < 0.2)) if offsets.size else 0.0,
-            "median_ratio": scale, "ratio_err": scale_err, "expected_within_5pc": expected,
-            "pull_std": float(np.std(pulls)) if pulls.size > 1 else float("nan"),
-            "median_rel_err": float(np.median(rel_err)) if rel_err.size else float("nan"),
+            "median_ratio": scale, "ratio_err": scale_err, "n_bright": int(bright.sum()),
+            "within_5pc_bright": within_bright,
             "median_offset_beams": float(np.median(offsets)) if offsets.size else float("nan")}
 
 
@@ -267,8 +265,7 @@ def stages(args, work: Path, truths, ms_cal: Path, ms_tgt: Path, cal: dict) -> N
         c = compare_with_truth(r["sources"], truths[1], r["rms"], r["bmaj_deg"])
         mr = f"{c['median_ratio']:.3f} +- {c['ratio_err']:.3f}" if c["median_ratio"] is not None else "-"
         print(f"    {label:12s}: {c['n']} compact sources > 20 sigma: {100 * c['within_5pc']:.0f}% within 5% of "
-              f"the true flux (their fit errors allow {100 * c['expected_within_5pc']:.0f}%: median error "
-              f"{100 * c['median_rel_err']:.1f}%, pulls std {c['pull_std']:.2f}), "
+              f"the true flux ({100 * c['within_5pc_bright']:.0f}% of the {c['n_bright']} above 50 sigma), "
               f"{100 * c['within_fifth_beam']:.0f}% within 1/5 beam (median offset "
               f"{c['median_offset_beams']:.3f} beam); median flux ratio {mr} (target within 0.03 of 1)")
 
