@@ -20,20 +20,18 @@ from dsa110_contimg.simulate.truth import GroupTruth
 def varying_cal(tmp_path_factory, antpos_csv):
     root = tmp_path_factory.mktemp("calvar")
     sim = simulate(SimulateOptions(output_dir=root / "in", preset="small", groups=1, calibrator="3C147", n_sources=0,
-                                   sefd_jy=1500.0, gain_variation=True, gain_var_phase_deg=40.0, gain_var_time_s=40.0, antpos_csv=antpos_csv,
-                                   seed=5, jitter_s=0))
-    truth = GroupTruth.from_json(sim.groups[0].truth_path)
-    c = truth.sources[0]
-    ms = convert_group(discover_groups(root / "in")[0], ConvertOptions(
+                                   sefd_jy=1500.0, gain_variation=True, gain_var_phase_deg=40.0, gain_var_time_s=40.0,
+                                   antpos_csv=antpos_csv, seed=5, jitter_s=0))
+    c = GroupTruth.from_json(sim.groups[0].truth_path).sources[0]
+    return convert_group(discover_groups(root / "in")[0], ConvertOptions(
         output_dir=root / "ms", antpos_csv=antpos_csv, stage_dir=root / "stage",
         phase_center_deg=(c["ra_deg"], c["dec_deg"]), field_name=c["name"])).ms_path
-    return ms, truth
 
 
 def test_calibrated_amplitude_matches_the_model_when_gains_vary(varying_cal):
     from casacore.tables import table
 
-    ms, truth = varying_cal
+    ms = varying_cal
     # gain interval 'int' (no pre-averaging): the group is 77 s long at the small preset, so its gains vary on
     # 40 s here, as a full group's do on the default 300 s; averaging within an interval is not under test
     res = calibrate_ms(ms, CalibrateOptions(plots=False, gain_solint="int"))

@@ -95,13 +95,8 @@ def solution_slots(times_s: np.ndarray, sol: GainSolution) -> np.ndarray:
     """
     slot_sol, _ = gs.slot_index(sol.times_s, gs.parse_solint(sol.solint))
     uniq, inverse = np.unique(np.asarray(times_s, dtype=float), return_inverse=True)
-    ref = np.asarray(sol.times_s, dtype=float)
-    j = np.clip(np.searchsorted(ref, uniq), 1, max(ref.size - 1, 1))
-    if ref.size > 1:
-        j = np.where(np.abs(uniq - ref[j - 1]) <= np.abs(ref[j] - uniq), j - 1, j)
-    else:
-        j = np.zeros(uniq.size, dtype=int)
-    return slot_sol[j][inverse].astype(int)
+    nearest = np.abs(uniq[:, None] - np.asarray(sol.times_s, dtype=float)[None, :]).argmin(axis=1)
+    return slot_sol[nearest][inverse].astype(int)
 
 
 def apply_ms(ms_path: str | Path, sol: GainSolution, inverse: bool = False) -> None:
